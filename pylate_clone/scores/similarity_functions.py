@@ -1,0 +1,37 @@
+"""The similarity-function enum that ``ColBERT.similarity_fn_name`` accepts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import Enum
+
+from .colbert import colbert_scores, colbert_scores_pairwise
+
+
+class SimilarityFunction(Enum):
+    """Similarity functions a ColBERT model can use (only MaxSim)."""
+
+    MAXSIM = "MaxSim"
+
+    @staticmethod
+    def to_similarity_fn(
+        similarity_function: str | SimilarityFunction,
+    ) -> Callable:
+        """Return the all-pairs scorer for ``similarity_function`` (``(A, B)`` scores)."""
+        if SimilarityFunction(similarity_function) is SimilarityFunction.MAXSIM:
+            return colbert_scores
+        raise ValueError(f"Unsupported similarity function {similarity_function!r}.")
+
+    @staticmethod
+    def to_similarity_pairwise_fn(
+        similarity_function: str | SimilarityFunction,
+    ) -> Callable:
+        """Return the pairwise scorer for ``similarity_function`` (``(n,)`` scores)."""
+        if SimilarityFunction(similarity_function) is SimilarityFunction.MAXSIM:
+            return colbert_scores_pairwise
+        raise ValueError(f"Unsupported similarity function {similarity_function!r}.")
+
+    @staticmethod
+    def possible_values() -> list[str]:
+        """Names accepted by the constructor."""
+        return [member.value for member in SimilarityFunction]
