@@ -42,9 +42,7 @@ def manifest(fixtures_dir: Path) -> dict:
 @pytest.fixture(scope="session")
 def texts(fixtures_dir: Path) -> list[str]:
     raw = json.loads((fixtures_dir / "outputs" / "texts.json").read_text())
-    if isinstance(raw, dict):
-        return [raw[str(i)] for i in range(len(raw))]
-    return raw
+    return list(raw["texts"])
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,122 @@
+"""Writing a ColBERT checkpoint in PyLate's on-disk format.
+
+sentence-transformers 6 writes module types under ``sentence_transformers.base``
+and a new ``sentence_bert_config.json`` schema that PyLate 1.6 (on
+sentence-transformers 5.3) cannot read. This module writes the legacy layout
+instead, which both PyLate and sentence-transformers 6 load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+from .Dense import PYLATE_DENSE_TYPE, Dense
+
+if TYPE_CHECKING:
+    from .colbert import ColBERT
+
+TRANSFORMER_TYPE = "sentence_transformers.models.Transformer"
+
+MODEL_CARD = """---
+library_name: pylate_clone
+tags:
+- ColBERT
+- sentence-transformers
+- feature-extraction
+- late-interaction
+pipeline_tag: sentence-similarity
+---
+
+# {name}
+
+A ColBERT late-interaction model saved by pylate_clone in PyLate's format. It maps
+queries and documents to one {dim}-dimensional vector per token and scores them
+with MaxSim.
+
+| setting | value |
+|---|---|
+| query prefix / length | `{query_prefix!r}` / {query_length} |
+| document prefix / length | `{document_prefix!r}` / {document_length} |
+| query expansion | {do_query_expansion} |
+| training datasets | {datasets} |
+
+```python
+import pylate_clone as pylate
+
+model = pylate.models.ColBERT("{path}")
+queries = model.encode(["what is late interaction?"], is_query=True)
+documents = model.encode(["ColBERT compares every query token with every document token."], is_query=False)
+```
+"""
+
+
+def _write_json(path: str, data: Any, indent: int) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=indent)
+
+
+def save_pylate_checkpoint(
+    model: ColBERT,
+    path: str,
+    model_name: str | None = None,
+    create_model_card: bool = True,
+    train_datasets: list[str] | None = None,
+    safe_serialization: bool = True,
+) -> None:
+    """Write ``model`` to ``path`` exactly as PyLate lays a checkpoint out.
+
+    Files: the backbone (weights, ``config.json``, tokenizer with the prefix
+    tokens and ``pad_token`` = mask) and ``sentence_bert_config.json`` in the
+    root; each projection in ``{i}_Dense/``; ``modules.json`` with PyLate's type
+    strings; ``config_sentence_transformers.json`` with the ColBERT settings.
+    """
+    os.makedirs(path, exist_ok=True)
+    modules_config = []
+    for index, (name, module) in enumerate(model._modules.items()):
+        if index == 0:
+            module.auto_model.save_pretrained(path, safe_serialization=safe_serialization)
+            module.tokenizer.save_pretrained(path)
+            _write_json(
+                os.path.join(path, "sentence_bert_config.json"),
+                {
+                    "max_seq_length": module.max_seq_length,
+                    "do_lower_case": bool(getattr(module, "do_lower_case", False)),
+                },
+                indent=4,
+            )
+            modules_config.append(
+                {"idx": 0, "name": name, "path": "", "type": TRANSFORMER_TYPE}
+            )
+            continue
+        if not isinstance(module, Dense):
+            raise TypeError(
+                f"Cannot save module {index} of type {type(module).__name__} in PyLate's "
+                "format: only Dense projections may follow the Transformer."
+            )
+        folder = f"{index}_Dense"
+        module.save(os.path.join(path, folder), safe_serialization=safe_serialization)
+        modules_config.append(
+            {"idx": index, "name": name, "path": folder, "type": PYLATE_DENSE_TYPE}
+        )
+    _write_json(os.path.join(path, "modules.json"), modules_config, indent=2)
+    _write_json(
+        os.path.join(path, "config_sentence_transformers.json"),
+        model._get_model_config(),
+        indent=2,
+    )
+    if create_model_card:
+        card = MODEL_CARD.format(
+            name=model_name or os.path.basename(os.path.abspath(path)),
+            dim=model[-1].out_features,
+            query_prefix=model.query_prefix,
+            query_length=model.query_length,
+            document_prefix=model.document_prefix,
+            document_length=model.document_length,
+            do_query_expansion=model.do_query_expansion,
+            datasets=", ".join(train_datasets) if train_datasets else "n/a",
+            path=path,
+        )
+        with open(os.path.join(path, "README.md"), "w", encoding="utf-8") as f:
+            f.write(card)
