@@ -1,0 +1,171 @@
+"""Input normalisation and validation shared by the indexes."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._idmap import DocumentId, describe_ids, normalize_ids
+
+
+def np_dtype_for(dtype: Any) -> type | None:
+    """numpy float type matching a torch/numpy float16/float32 dtype, else ``None``."""
+    if dtype in (torch.float16, np.float16) or dtype == np.dtype(np.float16):
+        return np.float16
+    if dtype in (torch.float32, np.float32) or dtype == np.dtype(np.float32):
+        return np.float32
+    return None
+
+
+def _to_numpy(matrix: Any) -> np.ndarray:
+    if isinstance(matrix, torch.Tensor):
+        return matrix.detach().to("cpu", torch.float32).numpy()
+    return np.asarray(matrix, dtype=np.float32)
+
+
+def reshape_embeddings(embeddings: Any) -> Any:
+    """PyLate's helper: a 2-D array becomes a batch of one, tensors go to numpy.
+
+    A 2-D numpy array gets a leading batch dimension; a tensor is moved to CPU
+    numpy first; a list of tensors becomes a list of numpy arrays; anything else
+    is returned unchanged.
+    """
+    if isinstance(embeddings, torch.Tensor):
+        embeddings = _to_numpy(embeddings)
+    if isinstance(embeddings, np.ndarray) and embeddings.ndim == 2:
+        return embeddings[None]
+    if isinstance(embeddings, list) and all(
+        isinstance(e, torch.Tensor) for e in embeddings
+    ):
+        return [_to_numpy(e) for e in embeddings]
+    return embeddings
+
+
+def as_matrices(embeddings: Any, name: str, single_is_batch: bool = True) -> list:
+    """Split ``embeddings`` into a list of 2-D ``(n_tokens, dim)`` items.
+
+    Accepts a list/tuple of matrices (tensors, arrays or nested lists), a 3-D
+    array/tensor ``(n, L, dim)`` or, when ``single_is_batch``, a single 2-D
+    matrix meaning one item. ``(1, L, dim)`` items are squeezed. Items keep
+    their type (tensor or numpy) so no copy is made.
+
+    Raises
+    ------
+    ValueError
+        On an empty batch, an item that is not 2-D, an empty item, or items
+        whose last dimensions differ.
+    """
+    if isinstance(embeddings, (torch.Tensor, np.ndarray)):
+        if embeddings.ndim == 2 and single_is_batch:
+            items = [embeddings]
+        elif embeddings.ndim == 3:
+            items = list(embeddings)
+        else:
+            raise ValueError(
+                f"{name} must be a list of (n_tokens, dim) matrices or a 3-D "
+                f"array, got shape {tuple(embeddings.shape)}."
+            )
+    elif isinstance(embeddings, (list, tuple)):
+        items = list(embeddings)
+    else:
+        raise TypeError(
+            f"{name} must be a list of matrices, a numpy array or a tensor, got "
+            f"{type(embeddings).__name__}."
+        )
+    if not items:
+        raise ValueError(f"{name} is empty.")
+    out = []
+    dims = set()
+    for i, item in enumerate(items):
+        if not isinstance(item, (torch.Tensor, np.ndarray)):
+            item = np.asarray(item, dtype=np.float32)
+        if item.ndim == 3 and item.shape[0] == 1:
+            item = item[0]
+        if item.ndim != 2:
+            raise ValueError(
+                f"{name}[{i}] must be a 2-D (n_tokens, dim) matrix, got shape "
+                f"{tuple(item.shape)}."
+            )
+        if item.shape[0] == 0:
+            raise ValueError(f"{name}[{i}] has no token vectors.")
+        dims.add(int(item.shape[1]))
+        out.append(item)
+    if len(dims) > 1:
+        raise ValueError(f"{name} mixes embedding dimensions {sorted(dims)}.")
+    return out
+
+
+def embedding_dim(matrices: Sequence[Any]) -> int:
+    """Last dimension shared by validated matrices."""
+    return int(matrices[0].shape[1])
+
+
+def to_float32_numpy(matrix: Any) -> np.ndarray:
+    """A C-contiguous float32 numpy copy/view of a tensor or array."""
+    return np.ascontiguousarray(_to_numpy(matrix), dtype=np.float32)
+
+
+def convert_embeddings_to_torch(embeddings: Any) -> list[torch.Tensor]:
+    """List of CPU tensors from validated matrices (no copy for tensors)."""
+    return [
+        e.detach().cpu() if isinstance(e, torch.Tensor) else torch.from_numpy(e)
+        for e in embeddings
+    ]
+
+
+def check_documents(
+    documents_ids: Any, documents_embeddings: Any
+) -> tuple[list[DocumentId], list]:
+    """Validate an ``add_documents`` call: ids, matrices, lengths, duplicates.
+
+    Returns
+    -------
+    tuple
+        The normalised ids and the list of 2-D matrices.
+    """
+    ids = normalize_ids(documents_ids)
+    if not ids:
+        raise ValueError("documents_ids is empty: nothing to add.")
+    matrices = as_matrices(documents_embeddings, "documents_embeddings")
+    if len(ids) != len(matrices):
+        raise ValueError(
+            f"Got {len(ids)} document ids but {len(matrices)} document embeddings; "
+            "they must have one entry per document."
+        )
+    seen: set = set()
+    repeated = []
+    for document_id in ids:
+        if document_id in seen:
+            repeated.append(document_id)
+        seen.add(document_id)
+    if repeated:
+        raise ValueError(
+            f"documents_ids repeats ids within one call: {describe_ids(repeated)}."
+        )
+    return ids, matrices
+
+
+def check_int(name: str, value: Any, minimum: int = 1, allow_none: bool = False):
+    """Validate an integer parameter before it reaches a native library."""
+    if value is None and allow_none:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or int(value) < minimum
+    ):
+        raise ValueError(
+            f"{name} must be an integer >= {minimum}"
+            + (" or None" if allow_none else "")
+            + f", got {value!r}."
+        )
+    return int(value)
+
+
+def check_k(k: Any) -> int:
+    """Validate the number of results requested."""
+    return check_int("k", k, minimum=1)

@@ -1,0 +1,145 @@
+"""Shared retrieval loop: end-to-end indexes pass through, token-level ones rerank."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import torch
+import tqdm
+
+from ..indexes.base import Base
+from ..indexes.utils import as_matrices, check_int, check_k
+from ..rank import RerankResult
+from ..utils.iter_batch import iter_batch
+
+
+class BaseRetriever:
+    """Retriever over an index.
+
+    Subclasses implement :meth:`_score_batch`, turning an index's token-level
+    hits into ranked documents.
+
+    Parameters
+    ----------
+    index
+        A :class:`pylate_clone.indexes.Base` instance.
+    """
+
+    default_k_token = 100
+    default_batch_size = 50
+    progress_desc = "Retrieving documents"
+
+    def __init__(self, index: Base) -> None:
+        if not callable(index) or not hasattr(index, "is_end_to_end_index"):
+            raise TypeError(
+                f"index must be a pylate_clone index, got {type(index).__name__}."
+            )
+        self.index = index
+
+    def _show_progress(self) -> bool:
+        return bool(getattr(self.index, "show_progress", True))
+
+    def retrieve(
+        self,
+        queries_embeddings: Any,
+        k: int = 10,
+        k_token: int | None = None,
+        device: str | None = None,
+        batch_size: int | None = None,
+        subset: list[list[Any]] | list[Any] | None = None,
+    ) -> list[list[RerankResult]]:
+        """Retrieve the ``k`` best documents of every query.
+
+        Parameters
+        ----------
+        queries_embeddings
+            ``n`` query matrices ``(Lq_i, H)`` (list, 3-D array/tensor), or one
+            ``(Lq, H)`` matrix for a single query.
+        k
+            Documents per query; fewer when the collection (or subset) is smaller.
+        k_token
+            Token-level indexes: neighbours fetched per query token (raised to
+            ``k`` if smaller). Ignored by end-to-end indexes.
+        device
+            Token-level indexes: where the exact MaxSim rerank runs (default:
+            the queries' device, else CPU).
+        batch_size
+            Token-level indexes: queries per index call.
+        subset
+            Allowed document ids: one list shared by every query, or one list
+            per query. Unknown ids are ignored; an empty list allows nothing.
+
+        Returns
+        -------
+        list[list[RerankResult]]
+            Per query, up to ``k`` ``{"id", "score"}`` best first, each id once.
+        """
+        k = check_k(k)
+        k_token = check_int(
+            "k_token", self.default_k_token if k_token is None else k_token
+        )
+        batch_size = check_int(
+            "batch_size", self.default_batch_size if batch_size is None else batch_size
+        )
+        queries = as_matrices(queries_embeddings, "queries_embeddings")
+        if self.index.is_end_to_end_index:
+            return self.index(queries, k=k, subset=subset)
+        subsets = self._per_query_subsets(subset, len(queries))
+        if device is None:
+            first = queries[0]
+            device = str(first.device) if isinstance(first, torch.Tensor) else "cpu"
+        if k > k_token:
+            warnings.warn(
+                f"k ({k}) is larger than k_token ({k_token}); using k_token={k}.",
+                stacklevel=2,
+            )
+            k_token = k
+        results: list[list[RerankResult]] = []
+        total = math.ceil(len(queries) / batch_size)
+        bar = tqdm.tqdm(
+            total=total,
+            desc=f"{self.progress_desc} (bs={batch_size})",
+            disable=not self._show_progress(),
+        )
+        with bar:
+            for start, batch in zip(
+                range(0, len(queries), batch_size),
+                iter_batch(queries, batch_size, tqdm_bar=False),
+            ):
+                hits = self.index(list(batch), k=k_token)
+                batch_subsets = (
+                    None if subsets is None else subsets[start : start + len(batch)]
+                )
+                results.extend(
+                    self._score_batch(list(batch), hits, k, device, batch_subsets)
+                )
+                bar.update(1)
+        return results
+
+    @staticmethod
+    def _per_query_subsets(subset: Any, n_queries: int) -> list[list[Any]] | None:
+        """Normalise ``subset`` to one list of ids per query (or None)."""
+        if subset is None:
+            return None
+        if isinstance(subset, (str, int)):
+            subset = [subset]
+        subset = list(subset)
+        if subset and all(isinstance(s, (list, tuple, set)) for s in subset):
+            if len(subset) != n_queries:
+                raise ValueError(
+                    f"subset has {len(subset)} lists but there are {n_queries} queries."
+                )
+            return [list(s) for s in subset]
+        return [subset] * n_queries
+
+    def _score_batch(
+        self,
+        queries: list[Any],
+        hits: Any,
+        k: int,
+        device: str | None,
+        subsets: list[list[Any]] | None,
+    ) -> list[list[RerankResult]]:
+        raise NotImplementedError

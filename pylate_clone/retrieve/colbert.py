@@ -1,0 +1,82 @@
+"""ColBERT retriever: token-level candidates, then exact MaxSim rerank."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..indexes._idmap import normalize_id
+from ..rank import RerankResult, rerank
+from .base import BaseRetriever
+
+
+class ColBERT(BaseRetriever):
+    """Retrieve with a ColBERT index.
+
+    With an end-to-end index (:class:`~pylate_clone.indexes.PLAID`) the index
+    ranks on its own. With a token-level index
+    (:class:`~pylate_clone.indexes.Voyager`) the candidates of a query are the
+    documents owning any of the ``k_token`` nearest neighbours of any of its
+    tokens; they are reranked by exact MaxSim on the stored vectors.
+
+    When ``subset`` restricts a query and the candidates inside the subset are
+    fewer than ``k``, every document of the subset is scored exactly, so a
+    subset holding at least ``k`` documents always yields ``k`` results. The
+    same exhaustive fallback applies without subset when ``k`` is at least the
+    collection size.
+
+    Parameters
+    ----------
+    index
+        The index to search.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile
+    >>> from pylate_clone import indexes, retrieve
+    >>> index = indexes.Voyager(index_folder=tempfile.mkdtemp(), embedding_size=4,
+    ...                         show_progress=False)
+    >>> rng = np.random.default_rng(0)
+    >>> docs = [rng.standard_normal((3, 4)).astype("float32") for _ in range(3)]
+    >>> index = index.add_documents(["a", "b", "c"], docs)
+    >>> retriever = retrieve.ColBERT(index=index)
+    >>> results = retriever.retrieve([docs[1]], k=2)
+    >>> results[0][0]["id"]
+    'b'
+    """
+
+    default_k_token = 100
+    default_batch_size = 50
+    progress_desc = "Retrieving documents"
+
+    def _show_progress(self) -> bool:
+        return bool(getattr(self.index, "show_progress", True))
+
+    def _score_batch(
+        self,
+        queries: list[Any],
+        hits: dict[str, list],
+        k: int,
+        device: str | None,
+        subsets: list[list[Any]] | None,
+    ) -> list[list[RerankResult]]:
+        index = self.index
+        collection = len(index)
+        candidates: list[list[Any]] = []
+        for i, per_token in enumerate(hits["documents_ids"]):
+            found = list(dict.fromkeys(d for token in per_token for d in token))
+            if subsets is not None:
+                allowed = [
+                    d
+                    for d in dict.fromkeys(normalize_id(s) for s in subsets[i])
+                    if d in index
+                ]
+                allowed_set = set(allowed)
+                found = [d for d in found if d in allowed_set]
+                if len(found) < min(k, len(allowed)):
+                    found = allowed
+            elif len(found) < k and k >= collection:
+                found = index.documents_ids
+            candidates.append(found)
+        embeddings = index.get_documents_embeddings(candidates)
+        ranked = rerank(candidates, queries, embeddings, device=device)
+        return [r[:k] for r in ranked]
