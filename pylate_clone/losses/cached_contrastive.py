@@ -1,0 +1,370 @@
+"""GradCache version of :class:`Contrastive`: large batches at small activation memory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
+from functools import partial
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import tqdm
+from torch.utils.checkpoint import get_device_states, set_device_states
+
+from ..scores import ColBERTScores
+from ._common import (
+    check_features,
+    check_positive_int,
+    chunked_scores,
+    embed,
+    extract_skiplist_mask,
+    model_attribute,
+    stack_documents,
+)
+from .contrastive import contrastive_labels
+
+__all__ = ["CachedContrastive", "RandContext"]
+
+
+class RandContext:
+    """Snapshot of the RNG state, restorable later (so dropout repeats exactly).
+
+    Parameters
+    ----------
+    *tensors
+        Tensors whose devices' RNG states are captured along with the CPU one.
+    """
+
+    def __init__(self, *tensors: torch.Tensor) -> None:
+        if any(isinstance(t, torch.Tensor) and t.device.type == "mps" for t in tensors):
+            raise RuntimeError(
+                "CachedContrastive cannot replay dropout on MPS devices (their RNG "
+                "state is not captured); use Contrastive or another device."
+            )
+        self.fwd_cpu_state = torch.get_rng_state()
+        tensors = [t for t in tensors if isinstance(t, torch.Tensor)]
+        self.fwd_gpu_devices, self.fwd_gpu_states = get_device_states(*tensors)
+        self._fork = None
+
+    def __enter__(self) -> None:
+        self._fork = torch.random.fork_rng(devices=self.fwd_gpu_devices, enabled=True)
+        self._fork.__enter__()
+        torch.set_rng_state(self.fwd_cpu_state)
+        set_device_states(self.fwd_gpu_devices, self.fwd_gpu_states)
+
+    def __exit__(self, *exc: Any) -> None:
+        self._fork.__exit__(*exc)
+        self._fork = None
+
+
+def _backward_hook(
+    grad_output: torch.Tensor,
+    sentence_features: list[dict[str, torch.Tensor]],
+    loss_obj: CachedContrastive,
+) -> None:
+    """GradCache step 3: re-embed with gradients and inject the cached gradients."""
+    assert loss_obj.cache is not None and loss_obj.random_states is not None
+    with torch.enable_grad():
+        for features, grads, states in zip(
+            sentence_features, loss_obj.cache, loss_obj.random_states
+        ):
+            iterator = loss_obj.embed_minibatch_iter(
+                features, with_grad=True, copy_random_state=False, random_states=states
+            )
+            for (reps, _), grad in zip(iterator, grads):
+                surrogate = torch.dot(reps.flatten(), grad.flatten()) * grad_output
+                surrogate.backward()
+    loss_obj.cache = None
+    loss_obj.random_states = None
+
+
+class CachedContrastive(torch.nn.Module):
+    """:class:`Contrastive` computed with GradCache (Gao et al., 2021).
+
+    The batch is embedded in mini-batches of ``mini_batch_size`` rows without a
+    graph, the loss is computed on the detached embeddings and its gradients with
+    respect to them are cached; the backward pass then re-embeds each mini-batch
+    (replaying the dropout RNG) and back-propagates the cached gradients. Peak
+    activation memory is that of one mini-batch, whatever the batch size, while the
+    in-batch negatives are those of the whole batch.
+
+    Loss value and gradients equal :class:`Contrastive`'s on the same batch (up to
+    float rounding). **Deliberate difference from PyLate 1.6.0:** PyLate returns
+    the same loss value but back-propagates the *summed* per-query losses into the
+    cache before dividing by the batch size, so its gradients are ``batch_size``
+    times too large. Here the cached gradients are those of the returned loss (the
+    mean when ``size_average=True``), as GradCache intends.
+
+    Parameters
+    ----------
+    model
+        The :class:`~pylate_clone.models.ColBERT` model to train.
+    score_metric
+        Scorer, as in :class:`Contrastive` (default ``ColBERTScores()``).
+    mini_batch_size
+        Rows embedded per forward pass (>= 1). Smaller is leaner and slower.
+    score_mini_batch_size
+        Queries scored per chunk when computing the loss (default
+        ``mini_batch_size``).
+    size_average
+        Mean (``True``) or sum of the per-query losses.
+    gather_across_devices
+        Gather documents from every rank, as in :class:`Contrastive`.
+    show_progress_bar
+        Show tqdm bars over mini-batches.
+    temperature
+        Scores are divided by ``temperature``.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        score_metric: Callable | None = None,
+        mini_batch_size: int = 32,
+        score_mini_batch_size: int | None = None,
+        size_average: bool = True,
+        gather_across_devices: bool = False,
+        show_progress_bar: bool = False,
+        temperature: float = 1.0,
+    ) -> None:
+        super().__init__()
+        check_positive_int(mini_batch_size, "mini_batch_size")
+        check_positive_int(score_mini_batch_size, "score_mini_batch_size", True)
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r}.")
+        self.model = model
+        self.score_metric = (
+            score_metric if score_metric is not None else ColBERTScores()
+        )
+        self.mini_batch_size = mini_batch_size
+        self.score_mini_batch_size = (
+            score_mini_batch_size
+            if score_mini_batch_size is not None
+            else mini_batch_size
+        )
+        self.size_average = size_average
+        self.gather_across_devices = gather_across_devices
+        self.show_progress_bar = show_progress_bar
+        self.temperature = temperature
+        self.cache: list[list[torch.Tensor]] | None = None
+        self.random_states: list[list[RandContext | None]] | None = None
+
+    def embed_minibatch(
+        self,
+        sentence_feature: dict[str, torch.Tensor],
+        begin: int,
+        end: int,
+        with_grad: bool,
+        copy_random_state: bool,
+        random_state: RandContext | None = None,
+    ) -> tuple[torch.Tensor, RandContext | None]:
+        """Normalised token embeddings ``(end - begin, L, H)`` of rows ``[begin, end)``.
+
+        Parameters
+        ----------
+        sentence_feature
+            Tokenized batch ``(B, L)``.
+        begin, end
+            Row range.
+        with_grad
+            Build the autograd graph.
+        copy_random_state
+            Return a :class:`RandContext` captured before the forward pass.
+        random_state
+            Replay this RNG state during the forward pass.
+        """
+        batch_size = sentence_feature["input_ids"].shape[0]
+        features = {
+            key: value[begin:end]
+            if isinstance(value, torch.Tensor)
+            and value.dim() > 0
+            and value.shape[0] == batch_size
+            else value
+            for key, value in sentence_feature.items()
+        }
+        replay = nullcontext() if random_state is None else random_state
+        grad_context = nullcontext() if with_grad else torch.no_grad()
+        with replay, grad_context:
+            state = (
+                RandContext(
+                    *[v for v in features.values() if isinstance(v, torch.Tensor)]
+                )
+                if copy_random_state
+                else None
+            )
+            reps = embed(self.model, features)
+        return reps, state
+
+    def embed_minibatch_iter(
+        self,
+        sentence_feature: dict[str, torch.Tensor],
+        with_grad: bool,
+        copy_random_state: bool,
+        random_states: list[RandContext | None] | None = None,
+    ) -> Iterator[tuple[torch.Tensor, RandContext | None]]:
+        """Yield :meth:`embed_minibatch` results over chunks of ``mini_batch_size``."""
+        batch_size = sentence_feature["input_ids"].shape[0]
+        starts = range(0, batch_size, self.mini_batch_size)
+        for index, begin in enumerate(
+            tqdm.tqdm(
+                starts,
+                desc="Embed mini-batches",
+                disable=not self.show_progress_bar,
+                leave=False,
+            )
+        ):
+            yield self.embed_minibatch(
+                sentence_feature,
+                begin,
+                begin + self.mini_batch_size,
+                with_grad=with_grad,
+                copy_random_state=copy_random_state,
+                random_state=None if random_states is None else random_states[index],
+            )
+
+    def calculate_loss(
+        self,
+        reps: list[list[torch.Tensor]],
+        masks: list[torch.Tensor],
+        with_backward: bool = False,
+    ) -> torch.Tensor:
+        """Loss from the cached mini-batch embeddings.
+
+        Parameters
+        ----------
+        reps
+            Per feature column, the list of mini-batch embeddings ``(b, L, H)``.
+        masks
+            Per feature column, the bool mask ``(B, L)`` of the full batch.
+        with_backward
+            Back-propagate each score chunk into ``reps`` (``.grad`` is filled with
+            the gradients of the returned loss).
+
+        Returns
+        -------
+        torch.Tensor
+            Detached scalar loss.
+        """
+        queries = torch.cat(reps[0])
+        documents, documents_mask, offset = stack_documents(
+            [torch.cat(column) for column in reps[1:]],
+            masks[1:],
+            self.gather_across_devices,
+        )
+        queries_mask = (
+            None if model_attribute(self.model, "do_query_expansion") else masks[0]
+        )
+        # Leaves for the per-chunk backward passes; one final backward then routes
+        # their gradients to the mini-batch embeddings (and through the gather).
+        query_leaf = queries.detach().requires_grad_(with_backward)
+        document_leaf = documents.detach().requires_grad_(with_backward)
+        batch_size = queries.shape[0]
+        labels = contrastive_labels(
+            batch_size, documents.shape[1], offset, queries.device
+        )
+        total = torch.zeros((), device=queries.device)
+        chunks = chunked_scores(
+            self.score_metric,
+            query_leaf,
+            document_leaf,
+            queries_mask,
+            documents_mask,
+            self.score_mini_batch_size,
+        )
+        grad_context = torch.enable_grad() if with_backward else nullcontext()
+        for begin, end, scores in tqdm.tqdm(
+            chunks,
+            desc="Preparing caches",
+            disable=not self.show_progress_bar,
+            leave=False,
+        ):
+            with grad_context:
+                loss = F.cross_entropy(
+                    scores / self.temperature, labels[begin:end], reduction="sum"
+                )
+                if self.size_average:
+                    loss = loss / batch_size
+            if with_backward:
+                loss.backward()
+            total = total + loss.detach()
+        if with_backward:
+            torch.autograd.backward(
+                [queries, documents], [query_leaf.grad, document_leaf.grad]
+            )
+        return total
+
+    def calculate_loss_and_cache_gradients(
+        self, reps: list[list[torch.Tensor]], masks: list[torch.Tensor]
+    ) -> torch.Tensor:
+        """GradCache step 2: loss value plus cached gradients w.r.t. ``reps``."""
+        loss = self.calculate_loss(reps, masks, with_backward=True)
+        self.cache = [[rep.grad for rep in column] for column in reps]
+        return loss.detach().requires_grad_()
+
+    def forward(
+        self,
+        sentence_features: Iterable[dict[str, torch.Tensor]],
+        labels: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Compute the loss (its backward runs the second, gradient-carrying pass).
+
+        Parameters
+        ----------
+        sentence_features
+            ``[queries, positives, negatives...]`` tokenized batches of ``B`` rows.
+        labels
+            Ignored.
+
+        Returns
+        -------
+        torch.Tensor
+            Scalar loss.
+        """
+        sentence_features = list(sentence_features)
+        check_features(sentence_features, 2, type(self).__name__)
+        masks = extract_skiplist_mask(
+            sentence_features, model_attribute(self.model, "skiplist")
+        )
+        reps: list[list[torch.Tensor]] = []
+        self.random_states = []
+        for features in sentence_features:
+            column, states = [], []
+            for rep, state in self.embed_minibatch_iter(
+                features, with_grad=False, copy_random_state=True
+            ):
+                column.append(rep.detach().requires_grad_())
+                states.append(state)
+            reps.append(column)
+            self.random_states.append(states)
+
+        if torch.is_grad_enabled():
+            loss = self.calculate_loss_and_cache_gradients(reps, masks)
+            loss.register_hook(
+                partial(
+                    _backward_hook, sentence_features=sentence_features, loss_obj=self
+                )
+            )
+            return loss
+        self.random_states = None
+        return self.calculate_loss(reps, masks)
+
+    def get_config_dict(self) -> dict[str, Any]:
+        """Hyper-parameters shown in the model card."""
+        return {
+            "mini_batch_size": self.mini_batch_size,
+            "score_mini_batch_size": self.score_mini_batch_size,
+            "size_average": self.size_average,
+            "gather_across_devices": self.gather_across_devices,
+            "temperature": self.temperature,
+        }
+
+    @property
+    def citation(self) -> str:
+        """BibTeX of the GradCache paper."""
+        return """@inproceedings{gao2021scaling,
+    title={Scaling Deep Contrastive Learning Batch Size under Memory Limited Setup},
+    author={Gao, Luyu and Zhang, Yunyi and Han, Jiawei and Callan, Jamie},
+    booktitle={Proceedings of the 6th Workshop on Representation Learning for NLP},
+    year={2021}
+}"""
