@@ -959,6 +959,10 @@ class ColBERT(SentenceTransformer):
             config[key] = getattr(self, key)
         return config
 
+    def get_sentence_embedding_dimension(self) -> int | None:
+        """Dimension of each token vector (the last projection's ``out_features``)."""
+        return self.get_embedding_dimension()
+
     @staticmethod
     def load(input_path: str) -> ColBERT:
         """Load a ColBERT from ``input_path``."""
