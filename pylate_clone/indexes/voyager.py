@@ -140,6 +140,14 @@ class Voyager(Base):
                 f"{self._store.manifest_path}: bad Voyager parameters ({error})."
             ) from None
         index_path = folder / INDEX_FILE
+        if (
+            "vector_documents.npy" in manifest["files"]
+            and INDEX_FILE not in (manifest["files"])
+        ):
+            self._index = self._new_index()
+            self._vector_docs = np.empty(0, dtype=np.int64)
+            self._doc_vectors = None
+            return
         try:
             index = self._voyager.Index.load(str(index_path))
         except Exception as error:  # noqa: BLE001 - native errors vary
@@ -169,8 +177,15 @@ class Voyager(Base):
 
     def _save(self) -> None:
         """Commit the in-memory state as a new generation."""
+        if len(self._ids) == 0:
+            # voyager cannot reload an index file without elements: an empty
+            # index is stored as no file, and deleted leftovers are dropped.
+            self._index = self._new_index()
+            self._vector_docs = np.empty(0, dtype=np.int64)
+            self._doc_vectors = None
         with self._store.write() as staging:
-            self._index.save(str(staging / INDEX_FILE))
+            if len(self._vector_docs):
+                self._index.save(str(staging / INDEX_FILE))
             np.save(staging / VECTORS_FILE, self._vector_docs, allow_pickle=False)
             crash_point("voyager_payload_written")
             self._store.commit(staging, self._ids, self._params())
