@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from conftest import FIXTURES
 
 EMBEDDING_ATOL = 1e-5
@@ -43,7 +42,9 @@ def load_fixture_model(case_model: str, **kwargs: Any):
 
     key = (case_model, tuple(sorted(kwargs.items())))
     if key not in _MODELS:
-        model = ColBERT(model_name_or_path=model_path(case_model), device="cpu", **kwargs)
+        model = ColBERT(
+            model_name_or_path=model_path(case_model), device="cpu", **kwargs
+        )
         if case_model.endswith("tiny-st-dense"):
             inject_added_rows(model, "tiny-st-dense")
         model.eval()

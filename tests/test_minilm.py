@@ -23,7 +23,9 @@ def minilm_colbert(minilm_dir):
 
 def test_minilm_builds_a_128_dim_colbert(minilm_colbert):
     model = minilm_colbert
-    assert len(model) == 2 and model[1].out_features == 128 and model[1].in_features == 384
+    assert (
+        len(model) == 2 and model[1].out_features == 128 and model[1].in_features == 384
+    )
     assert model.get_sentence_embedding_dimension() == 128
     queries = model.encode(QUERIES, is_query=True)
     assert all(q.shape == (32, 128) for q in queries)

@@ -30,9 +30,9 @@ def test_resave_writes_pylates_config_files(name, tmp_path):
     model = load_fixture_model(f"models/{name}")
     model.save_pretrained(str(tmp_path))
     reference = manifest()["models"][name]["resaved_by_pylate"]
-    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == sorted(
-        reference["files"]
-    )
+    assert sorted(
+        p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()
+    ) == sorted(reference["files"])
     for file_name, expected in reference["configs"].items():
         got = _read(tmp_path / file_name)
         if file_name == "config_sentence_transformers.json":
@@ -41,19 +41,24 @@ def test_resave_writes_pylates_config_files(name, tmp_path):
         assert got == expected, file_name
     config = _read(tmp_path / "config.json")
     assert config["architectures"] == reference["config.json_architectures"]
-    assert _read(tmp_path / "tokenizer_config.json")["pad_token"] == reference[
-        "tokenizer_config.json_pad_token"
-    ]
+    assert (
+        _read(tmp_path / "tokenizer_config.json")["pad_token"]
+        == reference["tokenizer_config.json_pad_token"]
+    )
 
 
 def test_saved_files_equal_fixture_files():
     # The checkpoints written by PyLate itself are what our save must produce.
     root = Path(model_path("models/tiny-colbert"))
     for name in ("modules.json", "sentence_bert_config.json", "1_Dense/config.json"):
-        assert manifest()["models"]["tiny-colbert"]["saved_configs"][name] == _read(root / name)
+        assert manifest()["models"]["tiny-colbert"]["saved_configs"][name] == _read(
+            root / name
+        )
 
 
-@pytest.mark.parametrize("name", ["tiny-colbert", "tiny-colbert-custom", "tiny-st-dense"])
+@pytest.mark.parametrize(
+    "name", ["tiny-colbert", "tiny-colbert-custom", "tiny-st-dense"]
+)
 def test_save_load_roundtrip_is_identical(name, tmp_path):
     model = load_fixture_model(f"models/{name}")
     model.save(str(tmp_path))
@@ -78,7 +83,9 @@ def test_saved_checkpoint_loads_in_multi_vector_encoder(tmp_path):
         model.encode(sample, is_query=False), other.encode_document(sample)
     ):
         np.testing.assert_array_equal(ours, np.asarray(theirs))
-    for ours, theirs in zip(model.encode(sample, is_query=True), other.encode_query(sample)):
+    for ours, theirs in zip(
+        model.encode(sample, is_query=True), other.encode_query(sample)
+    ):
         np.testing.assert_array_equal(ours, np.asarray(theirs))
 
 
@@ -87,7 +94,11 @@ def test_bare_hf_encoder_gets_projection_and_prefix_tokens():
     model = models.ColBERT(model_path("models/tiny-bert"), device="cpu")
     assert len(model) == 2
     assert isinstance(model[1], models.Dense)
-    assert (model[1].in_features, model[1].out_features, model[1].bias) == (64, 128, False)
+    assert (model[1].in_features, model[1].out_features, model[1].bias) == (
+        64,
+        128,
+        False,
+    )
     assert (model.query_prefix_id, model.document_prefix_id) == (30522, 30523)
     assert len(model.tokenizer) == 30524
     # With PyLate's random parts injected it is the tiny-colbert fixture.
@@ -96,7 +107,9 @@ def test_bare_hf_encoder_gets_projection_and_prefix_tokens():
         embeddings = model[0].auto_model.get_input_embeddings().weight
         embeddings[-2:] = torch.from_numpy(parts["added_word_embedding_rows"])
     reference = load_fixture_model("models/tiny-colbert")
-    for a, b in zip(model.encode(texts(), is_query=False), reference.encode(texts(), is_query=False)):
+    for a, b in zip(
+        model.encode(texts(), is_query=False), reference.encode(texts(), is_query=False)
+    ):
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 
@@ -135,7 +148,9 @@ def test_explicit_arguments_beat_checkpoint_config():
 
 
 def test_embedding_size_appends_projection():
-    model = models.ColBERT(model_path("models/tiny-colbert"), device="cpu", embedding_size=16)
+    model = models.ColBERT(
+        model_path("models/tiny-colbert"), device="cpu", embedding_size=16
+    )
     assert [m.out_features for m in list(model)[1:]] == [128, 16]
     assert model.encode("hello world", is_query=False).shape[1] == 16
 
@@ -145,7 +160,10 @@ def test_modular_construction_and_sequence_editing():
 
     transformer = Transformer(model_path("models/tiny-bert"))
     model = models.ColBERT(
-        modules=[transformer, models.Dense(64, 32, activation_function=torch.nn.GELU())],
+        modules=[
+            transformer,
+            models.Dense(64, 32, activation_function=torch.nn.GELU()),
+        ],
         query_length=8,
         document_length=16,
         device="cpu",
@@ -158,7 +176,9 @@ def test_modular_construction_and_sequence_editing():
 
 
 def test_dense_residual_and_config(tmp_path):
-    dense = models.Dense(4, 6, bias=True, activation_function=torch.nn.ReLU(), use_residual=True)
+    dense = models.Dense(
+        4, 6, bias=True, activation_function=torch.nn.ReLU(), use_residual=True
+    )
     x = torch.randn(2, 3, 4)
     out = dense({"token_embeddings": x})["token_embeddings"]
     expected = torch.relu(dense.linear(x)) + dense.residual(x)
@@ -179,7 +199,9 @@ def test_dense_residual_and_config(tmp_path):
 
 def test_dense_refuses_foreign_activation(tmp_path):
     (tmp_path / "config.json").write_text(
-        json.dumps({"in_features": 2, "out_features": 2, "activation_function": "os.system"})
+        json.dumps(
+            {"in_features": 2, "out_features": 2, "activation_function": "os.system"}
+        )
     )
     with pytest.raises(ValueError, match="activation_function"):
         models.Dense.load(str(tmp_path))

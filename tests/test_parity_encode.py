@@ -16,9 +16,7 @@ from parity import (
 )
 
 ENCODE_CASES = cases("encode")
-TOKENIZE_CASES = [
-    (case, sub) for case in cases("tokenize") for sub in case["cases"]
-]
+TOKENIZE_CASES = [(case, sub) for case in cases("tokenize") for sub in case["cases"]]
 
 
 def test_every_fixture_case_is_replayed(manifest):
@@ -43,7 +41,9 @@ def test_encode_matches_pylate(case):
         assert value.shape == reference.shape, key
         assert value.dtype == reference.dtype, key
         if reference.dtype.kind == "f":
-            np.testing.assert_allclose(value, reference, atol=EMBEDDING_ATOL, rtol=0, err_msg=key)
+            np.testing.assert_allclose(
+                value, reference, atol=EMBEDDING_ATOL, rtol=0, err_msg=key
+            )
         else:
             np.testing.assert_array_equal(value, reference, err_msg=key)
     leaves = output.values() if isinstance(output, dict) else [output]

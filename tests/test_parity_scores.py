@@ -42,7 +42,8 @@ def test_colbert_scores_cases():
         S["cs_out_bothmasks"],
     )
     close(
-        scores.colbert_scores(S["cs_queries"], S["cs_documents"]), S["cs_out_numpy_inputs"]
+        scores.colbert_scores(S["cs_queries"], S["cs_documents"]),
+        S["cs_out_numpy_inputs"],
     )
 
 
@@ -61,7 +62,9 @@ def test_pairwise_and_kd_scores():
     queries = [t(f"pw_query_{i}") for i in range(3)]
     documents = [t(f"pw_document_{i}") for i in range(3)]
     close(scores.colbert_scores_pairwise(queries, documents), S["pw_out"])
-    close(scores.colbert_kd_scores(t("kd_queries"), t("kd_documents")), S["kd_out_nomask"])
+    close(
+        scores.colbert_kd_scores(t("kd_queries"), t("kd_documents")), S["kd_out_nomask"]
+    )
     close(
         scores.colbert_kd_scores(
             t("kd_queries"), t("kd_documents"), documents_mask=t("kd_documents_mask")
@@ -127,7 +130,9 @@ def test_score_shape_errors():
 
 def _rerank_inputs():
     data = load_npz("outputs/rerank.npz")
-    reference = json.loads((__import__("parity").root() / "outputs/rerank.json").read_text())
+    reference = json.loads(
+        (__import__("parity").root() / "outputs/rerank.json").read_text()
+    )
     queries = [data["query_0"], data["query_1"]]
     documents = [
         [data[f"documents_g0_{j}"] for j in range(3)],
@@ -165,13 +170,18 @@ def test_rerank_zero_padding_semantics():
     long_doc = torch.tensor([[-1.0, -0.2], [-0.3, -1.0], [-0.5, -0.5]])
     short_doc = torch.tensor([[-1.0, -1.0]])
     empty = torch.zeros(0, 2)
-    got = rank.rerank([["long", "short", "empty"]], [query], [[long_doc, short_doc, empty]])
+    got = rank.rerank(
+        [["long", "short", "empty"]], [query], [[long_doc, short_doc, empty]]
+    )
     by_id = {r["id"]: r["score"] for r in got[0]}
     assert by_id == {"long": pytest.approx(-0.5), "short": 0.0, "empty": 0.0}
     padded = scores.colbert_scores(
-        query[None], torch.nn.utils.rnn.pad_sequence([long_doc, short_doc, empty], batch_first=True)
+        query[None],
+        torch.nn.utils.rnn.pad_sequence([long_doc, short_doc, empty], batch_first=True),
     )[0]
-    assert [by_id[k] for k in ("long", "short", "empty")] == pytest.approx(padded.tolist())
+    assert [by_id[k] for k in ("long", "short", "empty")] == pytest.approx(
+        padded.tolist()
+    )
 
 
 def test_rerank_bad_input():
@@ -181,7 +191,9 @@ def test_rerank_bad_input():
         rank.rerank([[1], [2]], [q], [[d], [d]])
     with pytest.raises(ValueError, match="has 2 ids but documents_embeddings has 1"):
         rank.rerank([[1, 2]], [q], [[d]])
-    with pytest.raises(ValueError, match=r"documents_embeddings\[0\]\[0\] has dimension 4"):
+    with pytest.raises(
+        ValueError, match=r"documents_embeddings\[0\]\[0\] has dimension 4"
+    ):
         rank.rerank([[1]], [q], [[np.zeros((3, 4), dtype=np.float32)]])
     with pytest.raises(ValueError, match="2-D"):
         rank.rerank([[1]], [q], [[np.zeros((2, 3, 8), dtype=np.float32)]])

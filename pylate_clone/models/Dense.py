@@ -26,7 +26,9 @@ def _activation_from_name(name: str) -> nn.Module:
     module_name, _, class_name = name.rpartition(".")
     cls = getattr(importlib.import_module(module_name), class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-        raise ValueError(f"activation_function {name!r} is not a torch.nn.Module class.")
+        raise ValueError(
+            f"activation_function {name!r} is not a torch.nn.Module class."
+        )
     return cls()
 
 
@@ -70,7 +72,10 @@ class Dense(STDense):
         init_bias: torch.Tensor | None = None,
         use_residual: bool = False,
     ) -> None:
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
+        for name, value in (
+            ("in_features", in_features),
+            ("out_features", out_features),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
         super().__init__(
@@ -99,7 +104,13 @@ class Dense(STDense):
     def __repr__(self) -> str:
         return f"Dense({self.get_config_dict()})"
 
-    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+    def save(
+        self,
+        output_path: str,
+        *args: Any,
+        safe_serialization: bool = True,
+        **kwargs: Any,
+    ) -> None:
         """Write ``config.json`` and the weights (``model.safetensors`` by default)."""
         os.makedirs(output_path, exist_ok=True)
         with open(os.path.join(output_path, "config.json"), "w", encoding="utf-8") as f:
@@ -121,8 +132,12 @@ class Dense(STDense):
             with open(config_path, encoding="utf-8") as f:
                 config = json.load(f)
         except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(f"Cannot read Dense config {config_path}: {error}") from error
-        activation = config.get("activation_function", "torch.nn.modules.linear.Identity")
+            raise ValueError(
+                f"Cannot read Dense config {config_path}: {error}"
+            ) from error
+        activation = config.get(
+            "activation_function", "torch.nn.modules.linear.Identity"
+        )
         model = cls(
             in_features=config["in_features"],
             out_features=config["out_features"],
@@ -195,7 +210,9 @@ class Dense(STDense):
         else:
             weights = torch.load(path, map_location="cpu", weights_only=True)
         if "linear.weight" not in weights:
-            raise ValueError(f"{path} has no 'linear.weight' tensor: not a Stanford ColBERT.")
+            raise ValueError(
+                f"{path} has no 'linear.weight' tensor: not a Stanford ColBERT."
+            )
         weight = weights["linear.weight"].float()
         out_features, in_features = weight.shape
         dense = Dense(in_features, out_features, bias=False)

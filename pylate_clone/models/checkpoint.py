@@ -76,7 +76,9 @@ def save_pylate_checkpoint(
     modules_config = []
     for index, (name, module) in enumerate(model._modules.items()):
         if index == 0:
-            module.auto_model.save_pretrained(path, safe_serialization=safe_serialization)
+            module.auto_model.save_pretrained(
+                path, safe_serialization=safe_serialization
+            )
             module.tokenizer.save_pretrained(path)
             _write_json(
                 os.path.join(path, "sentence_bert_config.json"),

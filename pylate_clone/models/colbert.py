@@ -111,7 +111,7 @@ class ColBERT(SentenceTransformer):
 
     def __init__(
         self,
-        model_name_or_path: str | None = None,
+        model_name_or_path: str | os.PathLike | None = None,
         modules: Iterable[nn.Module] | None = None,
         device: str | None = None,
         prompts: dict[str, str] | None = None,
@@ -140,6 +140,8 @@ class ColBERT(SentenceTransformer):
         model_card_data: Any | None = None,
         processor_kwargs: dict | None = None,
     ) -> None:
+        if isinstance(model_name_or_path, os.PathLike):
+            model_name_or_path = os.fspath(model_name_or_path)
         self._validate_arguments(
             embedding_size=embedding_size,
             query_length=query_length,
@@ -334,7 +336,9 @@ class ColBERT(SentenceTransformer):
             architectures = getattr(self[0].auto_model.config, "architectures", None)
             if architectures and architectures[0] == "HF_ColBERT":
                 self.append(
-                    Dense.from_stanford_weights(model_name_or_path, **hub_kwargs).to(**placed)
+                    Dense.from_stanford_weights(model_name_or_path, **hub_kwargs).to(
+                        **placed
+                    )
                 )
                 stanford = self._read_stanford_metadata(model_name_or_path, hub_kwargs)
             else:
@@ -362,7 +366,9 @@ class ColBERT(SentenceTransformer):
                 last.out_features,
                 embedding_size,
             )
-            self.append(Dense(last.out_features, embedding_size, bias=bias).to(**placed))
+            self.append(
+                Dense(last.out_features, embedding_size, bias=bias).to(**placed)
+            )
         return stanford
 
     @staticmethod
@@ -392,7 +398,9 @@ class ColBERT(SentenceTransformer):
             with open(path, encoding="utf8") as f:
                 metadata = json.load(f)
         except (OSError, json.JSONDecodeError) as error:
-            logger.warning("Could not read artifact.metadata (%s); using defaults.", error)
+            logger.warning(
+                "Could not read artifact.metadata (%s); using defaults.", error
+            )
             return defaults
         mapping = {
             "query_token_id": "query_prefix",
@@ -494,7 +502,9 @@ class ColBERT(SentenceTransformer):
                     f"{SimilarityFunction.possible_values()}, got {value!r}."
                 ) from None
             self._similarity = SimilarityFunction.to_similarity_fn(value)
-            self._similarity_pairwise = SimilarityFunction.to_similarity_pairwise_fn(value)
+            self._similarity_pairwise = SimilarityFunction.to_similarity_pairwise_fn(
+                value
+            )
         self._similarity_fn_name = value
 
     # ------------------------------------------------------------------ tokenization
@@ -503,7 +513,10 @@ class ColBERT(SentenceTransformer):
     def insert_prefix_token(input_ids: torch.Tensor, prefix_id: int) -> torch.Tensor:
         """Insert ``prefix_id`` as a new column at position 1: ``(B, L)`` → ``(B, L + 1)``."""
         column = torch.full(
-            (input_ids.shape[0], 1), prefix_id, dtype=input_ids.dtype, device=input_ids.device
+            (input_ids.shape[0], 1),
+            prefix_id,
+            dtype=input_ids.dtype,
+            device=input_ids.device,
         )
         return torch.cat([input_ids[:, :1], column, input_ids[:, 1:]], dim=1)
 
@@ -561,7 +574,9 @@ class ColBERT(SentenceTransformer):
         )
         features = dict(features)
         if prefix_id is not None:
-            features["input_ids"] = self.insert_prefix_token(features["input_ids"], prefix_id)
+            features["input_ids"] = self.insert_prefix_token(
+                features["input_ids"], prefix_id
+            )
             features["attention_mask"] = self.insert_prefix_token(
                 features["attention_mask"], 1
             )
@@ -585,7 +600,10 @@ class ColBERT(SentenceTransformer):
             columns = [texts]
         lower = getattr(self._first_module(), "do_lower_case", False)
         return [
-            [str(text).strip().lower() if lower else str(text).strip() for text in column]
+            [
+                str(text).strip().lower() if lower else str(text).strip()
+                for text in column
+            ]
             for column in columns
         ]
 
@@ -646,6 +664,8 @@ class ColBERT(SentenceTransformer):
             ``"token_embeddings"`` (default) or ``None`` for a dict of per-text lists
             ``token_embeddings`` (all positions), ``input_ids``, ``attention_mask``
             and ``masks`` (the tokens the default output keeps).
+        **kwargs
+            Anything else raises a ``TypeError`` naming it.
 
         Returns
         -------
@@ -662,11 +682,17 @@ class ColBERT(SentenceTransformer):
                 f"output_value must be 'token_embeddings' or None, got {output_value!r}."
             )
         if not isinstance(pool_factor, int) or pool_factor < 1:
-            raise ValueError(f"pool_factor must be an integer >= 1, got {pool_factor!r}.")
+            raise ValueError(
+                f"pool_factor must be an integer >= 1, got {pool_factor!r}."
+            )
         if output_value is None and pool_factor > 1:
-            raise ValueError("output_value=None cannot be combined with pool_factor > 1.")
+            raise ValueError(
+                "output_value=None cannot be combined with pool_factor > 1."
+            )
         if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+            raise ValueError(
+                f"batch_size must be a positive integer, got {batch_size!r}."
+            )
 
         if isinstance(sentences, list) and sentences and isinstance(sentences[0], list):
             groups = []
@@ -695,12 +721,17 @@ class ColBERT(SentenceTransformer):
 
         self.eval()
         if show_progress_bar is None:
-            show_progress_bar = logger.getEffectiveLevel() in (logging.INFO, logging.DEBUG)
+            show_progress_bar = logger.getEffectiveLevel() in (
+                logging.INFO,
+                logging.DEBUG,
+            )
         if not convert_to_numpy:
             convert_to_tensor = True
         convert_to_numpy = not convert_to_tensor
 
-        input_was_string = isinstance(sentences, str) or not hasattr(sentences, "__len__")
+        input_was_string = isinstance(sentences, str) or not hasattr(
+            sentences, "__len__"
+        )
         if input_was_string:
             sentences = [sentences]
         sentences = list(sentences)
@@ -804,14 +835,18 @@ class ColBERT(SentenceTransformer):
         return output[0] if input_was_string else output
 
     @staticmethod
-    def _pad(values: list[torch.Tensor], padding_value: float | int | bool) -> list[torch.Tensor]:
+    def _pad(
+        values: list[torch.Tensor], padding_value: float | int | bool
+    ) -> list[torch.Tensor]:
         if not values:
             return values
         padded = pad_sequence(values, batch_first=True, padding_value=padding_value)
         return list(padded.split(1, dim=0))
 
     @staticmethod
-    def _convert_output(values: list[torch.Tensor], convert_to_numpy: bool) -> list[Any]:
+    def _convert_output(
+        values: list[torch.Tensor], convert_to_numpy: bool
+    ) -> list[Any]:
         if not convert_to_numpy:
             return values
         converted = []
@@ -832,7 +867,9 @@ class ColBERT(SentenceTransformer):
         See :func:`pylate_clone.models.pooling.pool_embeddings_hierarchical`.
         """
         return pool_embeddings_hierarchical(
-            documents_embeddings, pool_factor=pool_factor, protected_tokens=protected_tokens
+            documents_embeddings,
+            pool_factor=pool_factor,
+            protected_tokens=protected_tokens,
         )
 
     # ------------------------------------------------------------------ multi-process
@@ -925,6 +962,8 @@ class ColBERT(SentenceTransformer):
             Dataset names for the model card.
         safe_serialization
             Write safetensors (default) instead of pickled ``pytorch_model.bin``.
+        **kwargs
+            Ignored; accepted for sentence-transformers callers.
         """
         if path is None:
             return

@@ -1,6 +1,11 @@
 """MaxSim scoring: all-pairs, pairwise, knowledge-distillation and XTR variants."""
 
-from .colbert import ColBERTScores, colbert_kd_scores, colbert_scores, colbert_scores_pairwise
+from .colbert import (
+    ColBERTScores,
+    colbert_kd_scores,
+    colbert_scores,
+    colbert_scores_pairwise,
+)
 from .similarity_functions import SimilarityFunction
 from .xtr import XTRKDScores, XTRScores, xtr_kd_scores, xtr_scores
 

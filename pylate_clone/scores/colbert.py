@@ -43,9 +43,7 @@ def _as_float_tensor(x: Any, name: str, ndim: int) -> torch.Tensor:
 def _apply_mask(name: str, mask: Any, shape: tuple[int, ...]) -> torch.Tensor:
     mask = convert_to_tensor(mask)
     if tuple(mask.shape) != shape:
-        raise ValueError(
-            f"{name} must have shape {shape}, got {tuple(mask.shape)}."
-        )
+        raise ValueError(f"{name} must have shape {shape}, got {tuple(mask.shape)}.")
     return mask
 
 

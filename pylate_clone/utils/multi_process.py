@@ -33,7 +33,9 @@ def _worker(target_device: str, model: ColBERT, inputs: Any, outputs: Any) -> No
             outputs.put((chunk_id, None, repr(error)))
 
 
-def start_pool(model: ColBERT, target_devices: list[str] | None = None) -> dict[str, Any]:
+def start_pool(
+    model: ColBERT, target_devices: list[str] | None = None
+) -> dict[str, Any]:
     """Start spawned workers sharing ``model``'s weights; see ``ColBERT.start_multi_process_pool``."""
     if target_devices is None:
         if torch.cuda.is_available():
@@ -69,7 +71,9 @@ def encode_with_pool(
     chunk_size = max(int(chunk_size), 1)
     n_chunks = 0
     for start in range(0, len(sentences), chunk_size):
-        pool["input"].put((n_chunks, sentences[start : start + chunk_size], encode_kwargs))
+        pool["input"].put(
+            (n_chunks, sentences[start : start + chunk_size], encode_kwargs)
+        )
         n_chunks += 1
     results: dict[int, list[np.ndarray]] = {}
     for _ in range(n_chunks):
@@ -77,7 +81,9 @@ def encode_with_pool(
         if error is not None:
             raise RuntimeError(f"An encoding worker failed: {error}")
         results[chunk_id] = embeddings
-    return [embedding for chunk_id in range(n_chunks) for embedding in results[chunk_id]]
+    return [
+        embedding for chunk_id in range(n_chunks) for embedding in results[chunk_id]
+    ]
 
 
 def stop_pool(pool: dict[str, Any]) -> None:
