@@ -768,7 +768,7 @@ class ColBERT(SentenceTransformer):
             batch = sorted_sentences[start : start + batch_size]
             features = self.tokenize(batch, is_query=is_query)
             features = {key: value.to(target_device) for key, value in features.items()}
-            with torch.inference_mode():
+            with torch.no_grad():
                 token_embeddings = self.forward(features)["token_embeddings"]
                 if is_query and self.do_query_expansion:
                     masks = torch.ones_like(features["input_ids"], dtype=torch.bool)
