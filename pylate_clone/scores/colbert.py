@@ -47,6 +47,23 @@ def _apply_mask(name: str, mask: Any, shape: tuple[int, ...]) -> torch.Tensor:
     return mask
 
 
+def _reduce_maxsim(
+    sim: torch.Tensor,
+    documents_mask: torch.Tensor | None,
+    queries_mask: torch.Tensor | None,
+) -> torch.Tensor:
+    """Masked MaxSim reduction of ``sim`` ``(A, S, G, T)`` to ``(A, G)``.
+
+    ``documents_mask`` must broadcast against ``sim``; ``queries_mask`` is ``(A, S)``.
+    """
+    if documents_mask is not None:
+        sim = sim * documents_mask.to(sim.device, sim.dtype)
+    per_token = sim.amax(dim=3)  # (A, S, G)
+    if queries_mask is not None:
+        per_token = per_token * queries_mask.to(sim.device, sim.dtype)[:, :, None]
+    return per_token.sum(dim=1)
+
+
 def colbert_scores(
     queries_embeddings: Any,
     documents_embeddings: Any,
@@ -88,14 +105,12 @@ def colbert_scores(
     b, t, _ = d.shape
     # One (A*S, B*T) matmul instead of an einsum over a 4-D tensor.
     sim = (q.reshape(a * s, h) @ d.reshape(b * t, h).T).view(a, s, b, t)
+    dm = qm = None
     if documents_mask is not None:
-        dm = _apply_mask("documents_mask", documents_mask, (b, t)).to(sim.device)
-        sim = sim * dm.to(sim.dtype)[None, None, :, :]
-    per_token = sim.amax(dim=3)  # (A, S, B)
+        dm = _apply_mask("documents_mask", documents_mask, (b, t))[None, None, :, :]
     if queries_mask is not None:
-        qm = _apply_mask("queries_mask", queries_mask, (a, s)).to(sim.device)
-        per_token = per_token * qm.to(sim.dtype)[:, :, None]
-    return per_token.sum(dim=1)
+        qm = _apply_mask("queries_mask", queries_mask, (a, s))
+    return _reduce_maxsim(sim, dm, qm)
 
 
 def colbert_scores_pairwise(
@@ -171,14 +186,12 @@ def colbert_kd_scores(
     _, n, t, _ = d.shape
     # (A, S, H) x (A, H, N*T) -> (A, S, N, T)
     sim = torch.bmm(q, d.reshape(a, n * t, -1).transpose(1, 2)).view(a, s, n, t)
+    dm = qm = None
     if documents_mask is not None:
-        dm = _apply_mask("documents_mask", documents_mask, (a, n, t)).to(sim.device)
-        sim = sim * dm.to(sim.dtype)[:, None, :, :]
-    per_token = sim.amax(dim=3)  # (A, S, N)
+        dm = _apply_mask("documents_mask", documents_mask, (a, n, t))[:, None, :, :]
     if queries_mask is not None:
-        qm = _apply_mask("queries_mask", queries_mask, (a, s)).to(sim.device)
-        per_token = per_token * qm.to(sim.dtype)[:, :, None]
-    return per_token.sum(dim=1)
+        qm = _apply_mask("queries_mask", queries_mask, (a, s))
+    return _reduce_maxsim(sim, dm, qm)
 
 
 class ColBERTScores:
