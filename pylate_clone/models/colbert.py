@@ -790,7 +790,10 @@ class ColBERT(SentenceTransformer):
                     extras["attention_mask"].extend(features["attention_mask"].cpu())
                     extras["masks"].extend(masks.cpu())
                     continue
-                rows = [emb[mask] for emb, mask in zip(token_embeddings, masks)]
+                # One boolean gather for the batch, then views per text: per-row
+                # indexing costs one small parallel op per text.
+                counts = masks.sum(dim=1).tolist()
+                rows = list(token_embeddings[masks].split(counts))
             if pool_factor > 1 and not is_query:
                 rows = self.pool_embeddings_hierarchical(
                     rows, pool_factor=pool_factor, protected_tokens=protected_tokens
