@@ -140,10 +140,8 @@ class Voyager(Base):
                 f"{self._store.manifest_path}: bad Voyager parameters ({error})."
             ) from None
         index_path = folder / INDEX_FILE
-        if (
-            "vector_documents.npy" in manifest["files"]
-            and INDEX_FILE not in (manifest["files"])
-        ):
+        if INDEX_FILE not in manifest["files"] and len(self._ids) == 0:
+            # An empty index is committed without a Voyager file (see _save).
             self._index = self._new_index()
             self._vector_docs = np.empty(0, dtype=np.int64)
             self._doc_vectors = None
