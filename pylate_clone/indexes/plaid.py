@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import math
 import os
@@ -47,6 +48,23 @@ def _import_fast_plaid():
             "indexes.PLAID needs the fast-plaid package: pip install fast-plaid"
         ) from error
     return search
+
+
+@contextlib.contextmanager
+def _frozen_gc():
+    """Make fast-plaid's many ``gc.collect()`` calls cheap for the duration.
+
+    fast-plaid calls ``gc.collect()`` a dozen times per write; each call walks
+    every object of the process (0.3 s apiece once torch and transformers are
+    loaded, most of a small write). ``gc.freeze()`` parks the objects that
+    existed before the call in the permanent generation and ``gc.unfreeze()``
+    returns them afterwards, so nothing is leaked.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def default_n_ivf_probe(num_partitions: int) -> int:
@@ -221,15 +239,16 @@ class PLAID(Base):
         return {"nbits": self.nbits, "embedding_size": self._dim}
 
     def _open_fast_plaid(self, folder: Path) -> Any:
-        return self._search_module.FastPlaid(
-            index=str(folder),
-            device=self.device,
-            index_gpu_memory="low" if self.low_memory else "auto",
-        )
+        with _frozen_gc():
+            return self._search_module.FastPlaid(
+                index=str(folder),
+                device=self.device,
+                index_gpu_memory="low" if self.low_memory else "auto",
+            )
 
     def _close_fast_plaid(self) -> None:
         if self._fast_plaid is not None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception), _frozen_gc():
                 self._fast_plaid.close()
         self._fast_plaid = None
 
@@ -288,7 +307,7 @@ class PLAID(Base):
         self._close_fast_plaid()
         ids = self._ids.copy()
         try:
-            with store.write() as staging:
+            with store.write() as staging, _frozen_gc():
                 work = staging / PAYLOAD
                 remaining = len(ids) - len(set(drop_positions))
                 if current is not None and current.is_dir() and remaining > 0:
@@ -476,7 +495,10 @@ class PLAID(Base):
         }
         if self.batch_size is not None:
             search_kwargs["batch_size"] = self.batch_size
-        hits = self._fast_plaid.search([tensors[i] for i in active], **search_kwargs)
+        with _frozen_gc():
+            hits = self._fast_plaid.search(
+                [tensors[i] for i in active], **search_kwargs
+            )
         ids = self._ids.ids
         for i, query_hits in zip(active, hits):
             seen = set()
