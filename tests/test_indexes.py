@@ -402,3 +402,13 @@ def test_plaid_renumbering_survives_any_sequence(tmp_path):
         [docs[present[n]] for n in names], k=1
     )
     assert [rs[0]["id"] for rs in results] == names
+
+
+def test_stale_writer_refused(tmp_path):
+    docs = unit_docs(4, seed=11)
+    first = make_index("voyager", tmp_path)
+    second = make_index("voyager", tmp_path)
+    first.add_documents(["a"], docs[0])
+    with pytest.raises(RuntimeError, match="another writer"):
+        second.add_documents(["b"], docs[1])
+    assert make_index("voyager", tmp_path).documents_ids == ["a"]

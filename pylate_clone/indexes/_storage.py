@@ -283,6 +283,13 @@ class IndexStore:
         """
         self.path.mkdir(parents=True, exist_ok=True)
         with _exclusive_lock(self.path):
+            if self._manifest is not None and self.exists():
+                on_disk = json.loads(self.manifest_path.read_bytes().decode("utf-8"))
+                if on_disk.get("directory") != self._manifest["directory"]:
+                    raise RuntimeError(
+                        f"{self.path} was modified by another writer since it was "
+                        "opened; open the index again before writing."
+                    )
             staging = self.path / f"tmp-{uuid.uuid4().hex[:12]}"
             staging.mkdir()
             try:
