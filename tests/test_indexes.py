@@ -412,3 +412,23 @@ def test_stale_writer_refused(tmp_path):
     with pytest.raises(RuntimeError, match="another writer"):
         second.add_documents(["b"], docs[1])
     assert make_index("voyager", tmp_path).documents_ids == ["a"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_replace_every_document_then_remove_all(kind, tmp_path):
+    docs = unit_docs(8, seed=12)
+    index = make_index(kind, tmp_path)
+    index.add_documents(["a", "b", "c", "d"], docs[:4])
+    index.update_documents(["a", "b", "c", "d"], docs[4:])
+    results = retrieve.ColBERT(index=index).retrieve(docs[4:], k=1)
+    assert [rs[0]["id"] for rs in results] == ["a", "b", "c", "d"]
+    index.remove_documents(["a", "b", "c", "d"])
+    assert len(make_index(kind, tmp_path)) == 0
+    with pytest.raises(ValueError, match="empty"):
+        index(docs[0], k=1)
+    if kind == "plaid":
+        with pytest.raises(ValueError, match="token vectors"):
+            index.add_documents(["e"], docs[0][:2])  # too small to train a codec
+        assert len(index) == 0
+    index.add_documents(["e", "f", "g"], docs[:3])
+    assert retrieve.ColBERT(index=index).retrieve(docs[0], k=3)[0][0]["id"] == "e"

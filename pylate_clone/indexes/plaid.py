@@ -316,11 +316,12 @@ class PLAID(Base):
                     )
                     unpack_folder(work)
                 crash_point("plaid_copy_made")
+                has_index = (work / "metadata.json").exists()
                 fast_plaid = None
-                if work.exists() or new_embeddings:
+                if has_index or new_embeddings:
                     fast_plaid = self._open_fast_plaid(work)
                 if drop_positions:
-                    if work.exists():
+                    if has_index:
                         fast_plaid.delete(subset=sorted(set(drop_positions)))
                     ids.remove_positions(drop_positions)
                     crash_point("plaid_deleted")
@@ -332,14 +333,10 @@ class PLAID(Base):
                         "seed": self.seed,
                         "use_triton_kmeans": self.use_triton,
                     }
-                    if (work / "metadata.json").exists():
+                    if has_index:
                         fast_plaid.update(documents_embeddings=new_embeddings, **kmeans)
                     else:
-                        fast_plaid.create(
-                            documents_embeddings=new_embeddings,
-                            nbits=self.nbits,
-                            **kmeans,
-                        )
+                        self._create(fast_plaid, new_embeddings, kmeans)
                     ids.extend(new_ids)
                     crash_point("plaid_native_written")
                 if fast_plaid is not None:
@@ -359,6 +356,22 @@ class PLAID(Base):
             store.read_manifest()
             self._ids = store.load_ids()
             self._load_generation(store.current, store.manifest)
+
+    def _create(self, fast_plaid: Any, embeddings: list, kmeans: dict) -> None:
+        """First build of the fast-plaid index, with a clear error when too small."""
+        try:
+            fast_plaid.create(
+                documents_embeddings=embeddings, nbits=self.nbits, **kmeans
+            )
+        except RuntimeError as error:
+            if "heldout" not in str(error):
+                raise
+            n_tokens = sum(len(e) for e in embeddings)
+            raise ValueError(
+                f"fast-plaid cannot build a PLAID index from only {n_tokens} token "
+                "vectors (it holds some out to train its codec); add more documents "
+                f"in the first add_documents call ({error})."
+            ) from None
 
     def add_documents(
         self,
