@@ -28,10 +28,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
+import re
 import sys
 import time
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import torch
@@ -41,6 +44,42 @@ from pylate_clone import evaluation, losses, models, utils
 DEFAULT_DATA = (
     Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scifact"
 )
+
+
+TOKEN = re.compile(r"\w+")
+
+
+class BM25:
+    """Okapi BM25 over a small in-memory corpus."""
+
+    def __init__(self, texts: dict[str, str], k1: float = 0.9, b: float = 0.4) -> None:
+        self.k1, self.b = k1, b
+        self.postings: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        self.lengths: dict[str, int] = {}
+        for doc_id, text in texts.items():
+            counts = Counter(TOKEN.findall(text.lower()))
+            self.lengths[doc_id] = sum(counts.values())
+            for term, count in counts.items():
+                self.postings[term].append((doc_id, count))
+        self.average = sum(self.lengths.values()) / max(len(self.lengths), 1)
+        total = len(self.lengths)
+        self.idf = {
+            term: math.log(1 + (total - len(p) + 0.5) / (len(p) + 0.5))
+            for term, p in self.postings.items()
+        }
+
+    def search(self, query: str, k: int) -> list[tuple[str, float]]:
+        scores: dict[str, float] = defaultdict(float)
+        for term in set(TOKEN.findall(query.lower())):
+            idf = self.idf.get(term)
+            if idf is None:
+                continue
+            for doc_id, count in self.postings[term]:
+                norm = self.k1 * (
+                    1 - self.b + self.b * self.lengths[doc_id] / self.average
+                )
+                scores[doc_id] += idf * count * (self.k1 + 1) / (count + norm)
+        return sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:k]
 
 
 def minilm_dir() -> str:
@@ -61,7 +100,9 @@ def test_split(
     """SciFact test queries, corpus and qrels, optionally sliced.
 
     A slice keeps the first ``max_queries`` test queries, all their relevant
-    abstracts, and fills up to ``max_documents`` with randomly chosen others.
+    abstracts, and fills up to ``max_documents`` with hard distractors: the
+    BM25 top abstracts of the kept queries, taken in turn (random distractors
+    would make the slice far easier than the full corpus).
     """
     documents, queries, qrels = evaluation.load_custom_dataset(str(data_dir), "test")
     relevant = {
@@ -75,9 +116,15 @@ def test_split(
     corpus = {doc["id"]: doc["text"] for doc in documents}
     if max_documents is not None:
         needed = {doc for docs in relevant.values() for doc in docs}
-        others = sorted(set(corpus) - needed)
-        random.Random(seed).shuffle(others)
-        chosen = needed | set(others[: max(0, max_documents - len(needed))])
+        bm25 = BM25(corpus)
+        ranked = [[doc for doc, _ in bm25.search(queries[qid], 100)] for qid in queries]
+        chosen = set(needed)
+        for rank in range(100):
+            for hits in ranked:
+                if len(chosen) >= max_documents:
+                    break
+                if rank < len(hits):
+                    chosen.add(hits[rank])
         corpus = {doc: text for doc, text in corpus.items() if doc in chosen}
     return queries, corpus, relevant
 
@@ -176,6 +223,24 @@ def train(
     return trainer.state.log_history
 
 
+def probe_loss(model: models.ColBERT, loss: torch.nn.Module, rows: list[dict]) -> float:
+    """Loss on a fixed batch of training rows, model in eval mode (no dropout)."""
+    batch = utils.ColBERTCollator(model.tokenize)(rows)
+    prefixes = [
+        column for column in rows[0] if "_id" not in column and column != "scores"
+    ]
+    features = [
+        {k[len(p) + 1 :]: v for k, v in batch.items() if k.startswith(p + "_")}
+        for p in prefixes
+    ]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        value = loss(features, batch.get("label")).item()
+    model.train(was_training)
+    return value
+
+
 def losses_from_history(history: list[dict]) -> list[float]:
     return [entry["loss"] for entry in history if "loss" in entry]
 
@@ -200,6 +265,12 @@ def parse_args(
     parser.add_argument("--max-test-queries", type=int, default=None)
     parser.add_argument("--max-documents", type=int, default=None)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--document-length",
+        type=int,
+        default=None,
+        help="ColBERT document_length (default: the model's, 180)",
+    )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument(
         "--baseline",
@@ -233,7 +304,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     from datasets import Dataset
 
-    model = models.ColBERT(model_name_or_path=minilm_dir(), device="cpu")
+    model = models.ColBERT(
+        model_name_or_path=minilm_dir(),
+        device="cpu",
+        document_length=args.document_length,
+    )
     evaluator = make_evaluator(queries, corpus, relevant)
     key = "scifact-test_MaxSim_ndcg@10"
     if not args.skip_before:
@@ -252,6 +327,8 @@ def main(argv: list[str] | None = None) -> dict:
         )
     else:
         loss = losses.Contrastive(model)
+    probe = rows[: min(16, len(rows))]
+    result["probe_loss_before"] = probe_loss(model, loss, probe)
     train_started = time.time()
     history = train(
         model,
@@ -266,6 +343,11 @@ def main(argv: list[str] | None = None) -> dict:
     )
     result["train_seconds"] = time.time() - train_started
     result["losses"] = losses_from_history(history)
+    result["probe_loss_after"] = probe_loss(model, loss, probe)
+    print(
+        f"loss on {len(probe)} training rows: {result['probe_loss_before']:.4f} -> "
+        f"{result['probe_loss_after']:.4f}"
+    )
     model.save_pretrained(os.path.join(args.output_dir, "final"))
     result["after_ndcg@10"] = evaluator(model)[key]
     result["total_seconds"] = time.time() - started

@@ -6,7 +6,7 @@ on SciFact test, above MiniLM's 0.645) plus the training relevance labels. For e
 train query, the candidates (``n_ways`` documents) are its first judged-relevant
 abstract followed by the top BM25 abstracts that are not judged relevant -- hard
 negatives *mined from the corpus with BM25* (computed here, pure Python, k1=0.9,
-b=0.4). Teacher scores: 1.0 for the relevant abstract and ``0.8 * min-max
+b=0.4). Teacher scores: 1.0 for the relevant abstract and ``0.5 * min-max
 normalised BM25`` for the negatives, i.e. the labels decide the top document and
 BM25 grades the negatives. The scale matches the student's scores, which
 ``losses.Distillation`` min-max normalises to [0, 1] per query.
@@ -28,13 +28,10 @@ Small slice::
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
-import re
 import sys
 import time
-from collections import Counter, defaultdict
 from pathlib import Path
 
 import torch
@@ -42,51 +39,18 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from train_contrastive import (  # noqa: E402
+    BM25,
     losses_from_history,
     make_evaluator,
     minilm_dir,
     parse_args,
+    probe_loss,
     single_vector_baseline,
     test_split,
     train,
 )
 
 from pylate_clone import evaluation, losses, models, utils  # noqa: E402
-
-TOKEN = re.compile(r"\w+")
-
-
-class BM25:
-    """Okapi BM25 over a small in-memory corpus."""
-
-    def __init__(self, texts: dict[str, str], k1: float = 0.9, b: float = 0.4) -> None:
-        self.k1, self.b = k1, b
-        self.postings: dict[str, list[tuple[str, int]]] = defaultdict(list)
-        self.lengths: dict[str, int] = {}
-        for doc_id, text in texts.items():
-            counts = Counter(TOKEN.findall(text.lower()))
-            self.lengths[doc_id] = sum(counts.values())
-            for term, count in counts.items():
-                self.postings[term].append((doc_id, count))
-        self.average = sum(self.lengths.values()) / max(len(self.lengths), 1)
-        total = len(self.lengths)
-        self.idf = {
-            term: math.log(1 + (total - len(p) + 0.5) / (len(p) + 0.5))
-            for term, p in self.postings.items()
-        }
-
-    def search(self, query: str, k: int) -> list[tuple[str, float]]:
-        scores: dict[str, float] = defaultdict(float)
-        for term in set(TOKEN.findall(query.lower())):
-            idf = self.idf.get(term)
-            if idf is None:
-                continue
-            for doc_id, count in self.postings[term]:
-                norm = self.k1 * (
-                    1 - self.b + self.b * self.lengths[doc_id] / self.average
-                )
-                scores[doc_id] += idf * count * (self.k1 + 1) / (count + norm)
-        return sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:k]
 
 
 def teacher_rows(
@@ -112,7 +76,7 @@ def teacher_rows(
             continue
         values = [score for _, score in hits]
         low, high = min(values), max(values)
-        graded = [0.8 * (v - low) / (high - low + 1e-9) for v in values]
+        graded = [0.5 * (v - low) / (high - low + 1e-9) for v in values]
         rows.append(
             {
                 "query_id": qid,
@@ -151,7 +115,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     from datasets import Dataset
 
-    model = models.ColBERT(model_name_or_path=minilm_dir(), device="cpu")
+    model = models.ColBERT(
+        model_name_or_path=minilm_dir(),
+        device="cpu",
+        document_length=args.document_length,
+    )
     evaluator = make_evaluator(test_queries, test_corpus, relevant)
     key = "scifact-test_MaxSim_ndcg@10"
     if not args.skip_before:
@@ -165,22 +133,24 @@ def main(argv: list[str] | None = None) -> dict:
     used_queries = {row["query_id"] for row in rows}
     used_documents = {doc for row in rows for doc in row["document_ids"]}
     train_dataset = Dataset.from_list(rows)
-    train_dataset.set_transform(
-        utils.KDProcessing(
-            queries=Dataset.from_list(
-                [{"query_id": q, "text": queries[q]} for q in sorted(used_queries)]
-            ),
-            documents=Dataset.from_list(
-                [{"document_id": d, "text": corpus[d]} for d in sorted(used_documents)]
-            ),
-            n_ways=n_ways,
-        ).transform
+    processing = utils.KDProcessing(
+        queries=Dataset.from_list(
+            [{"query_id": q, "text": queries[q]} for q in sorted(used_queries)]
+        ),
+        documents=Dataset.from_list(
+            [{"document_id": d, "text": corpus[d]} for d in sorted(used_documents)]
+        ),
+        n_ways=n_ways,
     )
+    train_dataset.set_transform(processing.transform)
+    loss = losses.Distillation(model)
+    probe = [processing.map(row) for row in rows[: min(16, len(rows))]]
+    result["probe_loss_before"] = probe_loss(model, loss, probe)
     train_started = time.time()
     history = train(
         model,
         train_dataset,
-        losses.Distillation(model),
+        loss,
         args.output_dir,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
@@ -191,6 +161,11 @@ def main(argv: list[str] | None = None) -> dict:
     )
     result["train_seconds"] = time.time() - train_started
     result["losses"] = losses_from_history(history)
+    result["probe_loss_after"] = probe_loss(model, loss, probe)
+    print(
+        f"loss on {len(probe)} training rows: {result['probe_loss_before']:.4f} -> "
+        f"{result['probe_loss_after']:.4f}"
+    )
     model.save_pretrained(os.path.join(args.output_dir, "final"))
     result["after_ndcg@10"] = evaluator(model)[key]
     result["total_seconds"] = time.time() - started
