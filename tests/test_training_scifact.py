@@ -57,7 +57,7 @@ def test_distillation_example_on_scifact_slice(data_dir, tmp_path):
     result = example.main(
         slice_arguments(
             data_dir, tmp_path,
-            "--max-train-rows", "40", "--batch-size", "8", "--max-steps", "5",
+            "--max-train-rows", "64", "--batch-size", "8", "--max-steps", "8",
             "--learning-rate", "1e-4", "--n-ways", "4",
         )
     )  # fmt: skip
