@@ -77,6 +77,11 @@ class ColBERT(BaseRetriever):
             elif len(found) < k and k >= collection:
                 found = index.documents_ids
             candidates.append(found)
-        embeddings = index.get_documents_embeddings(candidates)
-        ranked = rerank(candidates, queries, embeddings, device=device)
-        return [r[:k] for r in ranked]
+        # One query at a time: a query's candidates can hold hundreds of
+        # thousands of token vectors, so a whole batch's would not fit in memory.
+        results = []
+        for query, found in zip(queries, candidates):
+            embeddings = index.get_documents_embeddings([found])
+            ranked = rerank([found], [query], embeddings, device=device)[0]
+            results.append(ranked[:k])
+        return results
