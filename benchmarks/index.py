@@ -279,7 +279,7 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
     header = (
-        f"{'index':<22}{'build s':>9}{'docs/s':>9}{'+20 docs s':>11}{'QPS':>8}"
+        f"{'index':<27}{'build s':>9}{'docs/s':>9}{'+20 docs s':>11}{'QPS':>8}"
         f"{'p50 ms':>8}{'p95 ms':>8}{'B/token':>9}{'RSS MB':>8}{'R@10':>7}"
         f"{'nDCG@10':>9}"
     )
@@ -288,7 +288,7 @@ def main() -> None:
     print("-" * len(header))
     for r, recall, ndcg in rows:
         print(
-            f"{r['index']:<22}{r['build_s']:>9.1f}{r['docs_per_s']:>9.0f}"
+            f"{r['index']:<27}{r['build_s']:>9.1f}{r['docs_per_s']:>9.0f}"
             f"{r['add20_s']:>11.2f}{r['qps']:>8.1f}{r['p50_ms']:>8.1f}"
             f"{r['p95_ms']:>8.1f}{r['bytes_per_token']:>9.1f}"
             f"{r['peak_rss_mb']:>8.0f}{recall:>7.3f}{ndcg:>9.4f}"
