@@ -167,7 +167,7 @@ def test_kill_at_named_point(kind, op, point, templates, tmp_path):
 def test_kill_at_random_moments(kind, templates, tmp_path):
     rng = random.Random(1234)
     states = []
-    delays = [0.05, 0.3, 0.8] if kind == "plaid" else [0.0, 0.05]
+    delays = [0.05, 0.4, 1.2, 3.0] if kind == "plaid" else [0.0, 0.05]
     for trial, delay in enumerate(delays):
         op = "add" if trial % 2 == 0 else "remove"
         folder = tmp_path / f"trial{trial}"
