@@ -42,7 +42,10 @@ def test_index_overlaps_reference(kind, encoded, tmp_path):
     data, ids, docs, queries = encoded
     if kind == "voyager":
         index = indexes.Voyager(
-            index_folder=tmp_path, index_name="voyager", override=True, embedding_size=128
+            index_folder=tmp_path,
+            index_name="voyager",
+            override=True,
+            embedding_size=128,
         )
     else:
         index = indexes.PLAID(
