@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo lint format bench
+.PHONY: install test demo lint format bench bench-index bench-train
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -29,3 +29,10 @@ format: install
 bench: install
 	$(PY) benchmarks/rerank.py
 	$(PY) benchmarks/encode.py
+
+# SciFact index build/search/recall: 30+ minutes, caches embeddings in benchmarks/.cache/.
+bench-index: install
+	$(PY) benchmarks/index.py
+
+bench-train: install
+	$(PY) benchmarks/train_step.py
