@@ -10,6 +10,9 @@ b=0.4). Teacher scores: 1.0 for the relevant abstract and ``0.5 * min-max
 normalised BM25`` for the negatives, i.e. the labels decide the top document and
 BM25 grades the negatives. The scale matches the student's scores, which
 ``losses.Distillation`` min-max normalises to [0, 1] per query.
+``--negative-scale`` sets the teacher score of the best BM25 negative (0.5 by
+default; 0 makes the teacher label-only: the relevant abstract above three equally
+bad negatives).
 
 The rows are stored as ids (``query_id``, ``document_ids``, ``scores``) and turned
 into texts on the fly by ``utils.KDProcessing`` through ``Dataset.set_transform``,
@@ -54,7 +57,11 @@ from pylate_clone import evaluation, losses, models, utils  # noqa: E402
 
 
 def teacher_rows(
-    data_dir: Path, n_ways: int, max_rows: int | None, seed: int = 0
+    data_dir: Path,
+    n_ways: int,
+    max_rows: int | None,
+    seed: int = 0,
+    negative_scale: float = 0.5,
 ) -> tuple[list[dict], dict[str, str], dict[str, str]]:
     """Distillation rows (ids + teacher scores) and the query / document texts."""
     documents, queries, qrels = evaluation.load_custom_dataset(str(data_dir), "train")
@@ -76,7 +83,7 @@ def teacher_rows(
             continue
         values = [score for _, score in hits]
         low, high = min(values), max(values)
-        graded = [0.5 * (v - low) / (high - low + 1e-9) for v in values]
+        graded = [negative_scale * (v - low) / (high - low + 1e-9) for v in values]
         rows.append(
             {
                 "query_id": qid,
@@ -89,10 +96,14 @@ def teacher_rows(
 
 def main(argv: list[str] | None = None) -> dict:
     argv = list(argv or [])
-    n_ways = 4
+    n_ways, negative_scale = 4, 0.5
     if "--n-ways" in argv:
         position = argv.index("--n-ways")
         n_ways = int(argv[position + 1])
+        del argv[position : position + 2]
+    if "--negative-scale" in argv:  # teacher score of the best BM25 negative
+        position = argv.index("--negative-scale")
+        negative_scale = float(argv[position + 1])
         del argv[position : position + 2]
     # Half an epoch (about 50 steps of 8 queries x 4 documents) keeps the full run,
     # two evaluations of the 5,183 abstracts included, within ~30 minutes on 2 CPU
@@ -135,7 +146,9 @@ def main(argv: list[str] | None = None) -> dict:
             f"ColBERT (MiniLM, untrained projection) nDCG@10: {result['before_ndcg@10']:.4f}"
         )
 
-    rows, queries, corpus = teacher_rows(args.data_dir, n_ways, args.max_train_rows)
+    rows, queries, corpus = teacher_rows(
+        args.data_dir, n_ways, args.max_train_rows, negative_scale=negative_scale
+    )
     print(f"distilling on {len(rows)} queries x {n_ways} documents", flush=True)
     used_queries = {row["query_id"] for row in rows}
     used_documents = {doc for row in rows for doc in row["document_ids"]}
