@@ -259,7 +259,7 @@ def parse_args(
         help="use CachedContrastive with this mini-batch size (0: Contrastive)",
     )
     parser.add_argument("--learning-rate", type=float, default=1e-4)
-    parser.add_argument("--epochs", type=float, default=2.0)
+    parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--max-steps", type=int, default=-1)
     parser.add_argument("--max-train-rows", type=int, default=None)
     parser.add_argument("--max-test-queries", type=int, default=None)
