@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,7 +11,7 @@ from sentence_transformers.base.evaluation.evaluator import BaseEvaluator
 
 from ..losses.distillation import minmax_normalize
 from ..scores import colbert_kd_scores
-from .colbert_triplet import csv_writer
+from .colbert_triplet import record_metrics
 from .pylate_information_retrieval_evaluator import pad_embeddings
 
 logger = logging.getLogger(__name__)
@@ -125,12 +124,7 @@ class ColBERTDistillationEvaluator(BaseEvaluator):
         value = float(kl)
         logger.info(f"Distillation KL divergence ({self.name or 'eval'}): {value:.6f}")
         metrics = self.prefix_name_to_metrics({"kl_divergence": value}, self.name)
-        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
-        if output_path is not None and self.write_csv:
-            os.makedirs(output_path, exist_ok=True)
-            csv_writer(
-                os.path.join(output_path, self.csv_file),
-                [epoch, steps, value],
-                self.csv_headers,
-            )
+        record_metrics(
+            self, model, metrics, [epoch, steps, value], output_path, epoch, steps
+        )
         return metrics

@@ -27,6 +27,24 @@ def csv_writer(path: str, data: list, header: list[str]) -> None:
         writer.writerow(data)
 
 
+def record_metrics(
+    evaluator: Any,
+    model: Any,
+    metrics: dict[str, float],
+    row: list,
+    output_path: str | None,
+    epoch: int,
+    steps: int,
+) -> None:
+    """Store ``metrics`` on the model card and append ``row`` to the evaluator's CSV."""
+    evaluator.store_metrics_in_model_card_data(model, metrics, epoch, steps)
+    if output_path is not None and evaluator.write_csv:
+        os.makedirs(output_path, exist_ok=True)
+        csv_writer(
+            os.path.join(output_path, evaluator.csv_file), row, evaluator.csv_headers
+        )
+
+
 def evaluation_message(
     epoch: int, steps: int, name: str, truncate_dim: int | None = None
 ) -> None:
@@ -126,12 +144,7 @@ class ColBERTTripletEvaluator(TripletEvaluator):
         accuracy = wins / len(positive_scores)
         logger.info(f"Accuracy: \t{accuracy:.2f}")
         metrics = {"accuracy": accuracy}
-        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
-        if output_path is not None and self.write_csv:
-            os.makedirs(output_path, exist_ok=True)
-            csv_writer(
-                os.path.join(output_path, self.csv_file),
-                [epoch, steps, accuracy],
-                self.csv_headers,
-            )
+        record_metrics(
+            self, model, metrics, [epoch, steps, accuracy], output_path, epoch, steps
+        )
         return metrics
