@@ -28,7 +28,9 @@ def default_num_centroids(num_tokens: int) -> int:
     """Codebook size for a collection of ``num_tokens`` token vectors."""
     if num_tokens <= 0:
         return 1
-    return int(max(1, min(num_tokens, 2 ** math.floor(math.log2(4 * math.sqrt(num_tokens))))))
+    return int(
+        max(1, min(num_tokens, 2 ** math.floor(math.log2(4 * math.sqrt(num_tokens)))))
+    )
 
 
 def train_centroids(
