@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import torch
+from torch import nn
+
+from ._settings import PYLATE_CONFIG_KEYS
 from .Dense import PYLATE_DENSE_TYPE, Dense
-
-if TYPE_CHECKING:
-    from .colbert import ColBERT
 
 TRANSFORMER_TYPE = "sentence_transformers.models.Transformer"
 
@@ -57,8 +58,33 @@ def _write_json(path: str, data: Any, indent: int) -> None:
         json.dump(data, f, indent=indent)
 
 
+def pylate_config(model: Any) -> dict[str, Any]:
+    """The content of ``config_sentence_transformers.json``, in PyLate's key order.
+
+    Parameters
+    ----------
+    model
+        A ``ColBERT``: its loaded ``_model_config``, prompts and settings.
+    """
+    import sentence_transformers
+    import transformers
+
+    config = dict(model._model_config)
+    config["__version__"] = {
+        "sentence_transformers": sentence_transformers.__version__,
+        "transformers": transformers.__version__,
+        "pytorch": torch.__version__,
+    }
+    config["prompts"] = model.prompts
+    config["default_prompt_name"] = model.default_prompt_name
+    config["similarity_fn_name"] = "MaxSim"
+    for key in PYLATE_CONFIG_KEYS:
+        config[key] = getattr(model, key)
+    return config
+
+
 def save_pylate_checkpoint(
-    model: ColBERT,
+    model: nn.Sequential,
     path: str,
     model_name: str | None = None,
     create_model_card: bool = True,

@@ -1,62 +1,51 @@
-"""The ColBERT model: a sentence-transformers model that returns one vector per token."""
+"""The ColBERT model: a sentence-transformers model that returns one vector per token.
+
+This module holds the ``ColBERT`` class and its public methods; the work is done
+by the modules named after each job: ``_settings`` (defaults and precedence),
+``_loading`` (sentence-transformers loader hooks, checkpoint conversion),
+``_tokenize`` (tokenizer changes, tokenization), ``_encode`` and
+``_encode_output`` (the encode loop and output shaping), ``checkpoint``
+(saving in PyLate's format) and ``utils.multi_process`` (worker processes).
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import string
-from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
-from sentence_transformers.base.modules.dense import Dense as STDense
-from sentence_transformers.base.modules.transformer import Transformer
-from sentence_transformers.util import load_file_path
 from torch import nn
-from torch.nn.utils.rnn import pad_sequence
-from tqdm.autonotebook import trange
 
 from ..scores import SimilarityFunction
-from .checkpoint import save_pylate_checkpoint
+from ..utils import multi_process
+from ..utils.tensor import skiplist_mask
+from . import _tokenize
+from ._encode import encode_groups, encode_options, encode_texts
+from ._loading import LoaderHooks, add_projections
+from ._settings import (  # noqa: F401  (re-exported: PyLate's import paths)
+    DEFAULT_DOCUMENT_LENGTH,
+    DEFAULT_DOCUMENT_PREFIX,
+    DEFAULT_EMBEDDING_SIZE,
+    DEFAULT_QUERY_LENGTH,
+    DEFAULT_QUERY_PREFIX,
+    PYLATE_CONFIG_KEYS,
+    STANFORD_DOCUMENT_PREFIX,
+    STANFORD_QUERY_PREFIX,
+    check_lengths,
+    resolve_settings,
+)
+from .checkpoint import pylate_config, save_pylate_checkpoint
 from .Dense import PYLATE_DENSE_TYPE, Dense
 from .pooling import pool_embeddings_hierarchical
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_QUERY_PREFIX = "[Q] "
-DEFAULT_DOCUMENT_PREFIX = "[D] "
-STANFORD_QUERY_PREFIX = "[unused0]"
-STANFORD_DOCUMENT_PREFIX = "[unused1]"
-DEFAULT_QUERY_LENGTH = 32
-DEFAULT_DOCUMENT_LENGTH = 180
-DEFAULT_EMBEDDING_SIZE = 128
 
-# Settings a PyLate checkpoint stores in config_sentence_transformers.json.
-PYLATE_CONFIG_KEYS = (
-    "query_prefix",
-    "document_prefix",
-    "query_length",
-    "document_length",
-    "attend_to_expansion_tokens",
-    "skiplist_words",
-    "do_query_expansion",
-)
-OUTPUT_VALUES = ("token_embeddings", None)
-
-
-def _first(*values: Any) -> Any:
-    """The first value that is not None (explicit ``""``, ``0``, ``False``, ``[]`` count)."""
-    for value in values:
-        if value is not None:
-            return value
-    return None
-
-
-class ColBERT(SentenceTransformer):
+class ColBERT(LoaderHooks, SentenceTransformer):
     """ColBERT late-interaction encoder with PyLate's API.
 
     Loads a PyLate checkpoint, a sentence-transformers model (its Dense layers are
@@ -102,7 +91,6 @@ class ColBERT(SentenceTransformer):
         Model card data object.
     """
 
-    model_type = "ColBERT"
     # PyLate checkpoints name our Dense by PyLate's import path: resolve it here.
     _module_classes = {
         PYLATE_DENSE_TYPE: Dense,
@@ -142,7 +130,7 @@ class ColBERT(SentenceTransformer):
     ) -> None:
         if isinstance(model_name_or_path, os.PathLike):
             model_name_or_path = os.fspath(model_name_or_path)
-        self._validate_arguments(
+        check_lengths(
             embedding_size=embedding_size,
             query_length=query_length,
             document_length=document_length,
@@ -187,7 +175,8 @@ class ColBERT(SentenceTransformer):
             truncate_dim=truncate_dim,
         )
 
-        stanford_settings = self._add_projections(
+        stanford_settings = add_projections(
+            self,
             model_name_or_path,
             embedding_size=embedding_size,
             bias=bias,
@@ -198,287 +187,16 @@ class ColBERT(SentenceTransformer):
                 "token": token,
             },
         )
-        self._resolve_settings(stanford_settings)
-        self._register_prefix_tokens()
-        self._override_pad_token()
+        settings = resolve_settings(
+            self._user_settings, self._checkpoint_settings, stanford_settings
+        )
+        for key, value in settings.items():
+            setattr(self, key, value)
+        _tokenize.register_prefix_tokens(self)
+        _tokenize.override_pad_token(self.tokenizer)
         self.skiplist = [
             self.tokenizer.convert_tokens_to_ids(word) for word in self.skiplist_words
         ]
-
-    # ------------------------------------------------------------------ construction
-
-    @staticmethod
-    def _validate_arguments(**lengths: int | None) -> None:
-        for name, value in lengths.items():
-            if value is not None and (
-                not isinstance(value, int) or isinstance(value, bool) or value < 1
-            ):
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-
-    def _get_model_type(
-        self,
-        model_name_or_path: str,
-        token: bool | str | None,
-        cache_folder: str | None,
-        revision: str | None = None,
-        local_files_only: bool = False,
-    ) -> str:
-        # Any checkpoint with modules.json is read through the module loader; its
-        # Pooling/Normalize layers are filtered out there.
-        return self.model_type
-
-    def _load_default_modules(
-        self,
-        model_name_or_path: str,
-        token: bool | str | None,
-        cache_folder: str | None,
-        revision: str | None = None,
-        trust_remote_code: bool = False,
-        local_files_only: bool = False,
-        model_kwargs: dict[str, Any] | None = None,
-        processor_kwargs: dict[str, Any] | None = None,
-        config_kwargs: dict[str, Any] | None = None,
-    ) -> tuple[list[nn.Module], dict[str, Any]]:
-        """A bare Hugging Face encoder: the Transformer alone (no pooling)."""
-        logger.warning(
-            "No sentence-transformers model found with name %s; building a ColBERT "
-            "from the bare encoder with a new projection.",
-            model_name_or_path,
-        )
-        shared = {
-            "token": token,
-            "trust_remote_code": trust_remote_code,
-            "revision": revision,
-            "local_files_only": local_files_only,
-        }
-        transformer = Transformer(
-            model_name_or_path,
-            cache_dir=cache_folder,
-            model_kwargs={**shared, **(model_kwargs or {})},
-            processor_kwargs={**shared, **(processor_kwargs or {})},
-            config_kwargs={**shared, **(config_kwargs or {})},
-            backend=self.backend,
-        )
-        if not local_files_only:
-            self.model_card_data.set_base_model(model_name_or_path, revision=revision)
-        return [transformer], {}
-
-    def _load_config_modules(
-        self,
-        model_name_or_path: str,
-        token: bool | str | None,
-        cache_folder: str | None,
-        revision: str | None = None,
-        trust_remote_code: bool = False,
-        local_files_only: bool = False,
-        model_kwargs: dict[str, Any] | None = None,
-        processor_kwargs: dict[str, Any] | None = None,
-        config_kwargs: dict[str, Any] | None = None,
-    ) -> tuple[OrderedDict[str, nn.Module], dict[str, Any]]:
-        """Load modules.json, keep Transformer and Dense layers, read PyLate settings."""
-        modules, module_kwargs = super()._load_config_modules(
-            model_name_or_path,
-            token=token,
-            cache_folder=cache_folder,
-            revision=revision,
-            trust_remote_code=trust_remote_code,
-            local_files_only=local_files_only,
-            model_kwargs=model_kwargs,
-            processor_kwargs=processor_kwargs,
-            config_kwargs=config_kwargs,
-        )
-        config_path = load_file_path(
-            model_name_or_path,
-            "config_sentence_transformers.json",
-            token=token,
-            cache_folder=cache_folder,
-            revision=revision,
-            local_files_only=local_files_only,
-        )
-        if config_path is not None:
-            with open(config_path, encoding="utf8") as f:
-                self._model_config = json.load(f)
-            self._checkpoint_settings = {
-                key: self._model_config[key]
-                for key in PYLATE_CONFIG_KEYS
-                if key in self._model_config
-            }
-        kept: OrderedDict[str, nn.Module] = OrderedDict()
-        for name, module in modules.items():
-            if isinstance(module, (Transformer, STDense)):
-                kept[str(len(kept))] = module
-        return kept, {}
-
-    def _load_converted_modules(self, model_name_or_path: str, **kwargs: Any):
-        kwargs.pop("model_type", None)
-        return self._load_config_modules(model_name_or_path, **kwargs)
-
-    def _parse_model_config(self, model_config: dict[str, Any]) -> None:
-        # The saved similarity (e.g. "cosine" of a plain ST model) never applies:
-        # a ColBERT always scores with MaxSim.
-        super(SentenceTransformer, self)._parse_model_config(model_config)
-        if self.truncate_dim is None:
-            self.truncate_dim = model_config.get("truncate_dim", None)
-
-    def _add_projections(
-        self,
-        model_name_or_path: str | None,
-        embedding_size: int | None,
-        bias: bool,
-        hub_kwargs: dict[str, Any],
-    ) -> dict[str, Any]:
-        """Append/convert the Dense layers; return Stanford metadata settings if any."""
-        stanford: dict[str, Any] = {}
-        hidden_size = self[0].get_embedding_dimension()
-        first_param = next(self[0].parameters())
-        placed = {"device": first_param.device, "dtype": first_param.dtype}
-        if len(self) < 2:
-            architectures = getattr(self[0].auto_model.config, "architectures", None)
-            if architectures and architectures[0] == "HF_ColBERT":
-                self.append(
-                    Dense.from_stanford_weights(model_name_or_path, **hub_kwargs).to(
-                        **placed
-                    )
-                )
-                stanford = self._read_stanford_metadata(model_name_or_path, hub_kwargs)
-            else:
-                self.append(
-                    Dense(
-                        hidden_size,
-                        embedding_size or DEFAULT_EMBEDDING_SIZE,
-                        bias=bias,
-                    ).to(**placed)
-                )
-        for index in range(1, len(self)):
-            module = self[index]
-            if isinstance(module, STDense) and not isinstance(module, Dense):
-                self._modules[str(index)] = Dense.from_sentence_transformers(module)
-            elif not isinstance(module, Dense):
-                raise ValueError(
-                    f"Module {index} of a ColBERT must be a Dense projection, got "
-                    f"{type(module).__name__}."
-                )
-        last = self[-1]
-        if embedding_size is not None and last.out_features != embedding_size:
-            logger.warning(
-                "The last layer outputs %d dimensions; adding a Dense(%d -> %d).",
-                last.out_features,
-                last.out_features,
-                embedding_size,
-            )
-            self.append(
-                Dense(last.out_features, embedding_size, bias=bias).to(**placed)
-            )
-        return stanford
-
-    @staticmethod
-    def _read_stanford_metadata(
-        model_name_or_path: str, hub_kwargs: dict[str, Any]
-    ) -> dict[str, Any]:
-        from transformers.utils import cached_file
-
-        defaults = {
-            "query_prefix": STANFORD_QUERY_PREFIX,
-            "document_prefix": STANFORD_DOCUMENT_PREFIX,
-        }
-        try:
-            if os.path.isdir(model_name_or_path):
-                path = os.path.join(model_name_or_path, "artifact.metadata")
-                if not os.path.exists(path):
-                    raise OSError(f"{path} not found")
-            else:
-                path = cached_file(
-                    model_name_or_path,
-                    "artifact.metadata",
-                    cache_dir=hub_kwargs["cache_folder"],
-                    revision=hub_kwargs["revision"],
-                    local_files_only=hub_kwargs["local_files_only"],
-                    token=hub_kwargs["token"],
-                )
-            with open(path, encoding="utf8") as f:
-                metadata = json.load(f)
-        except (OSError, json.JSONDecodeError) as error:
-            logger.warning(
-                "Could not read artifact.metadata (%s); using defaults.", error
-            )
-            return defaults
-        mapping = {
-            "query_token_id": "query_prefix",
-            "doc_token_id": "document_prefix",
-            "query_maxlen": "query_length",
-            "doc_maxlen": "document_length",
-            "attend_to_mask_tokens": "attend_to_expansion_tokens",
-        }
-        settings = dict(defaults)
-        for source, target in mapping.items():
-            if metadata.get(source) is not None:
-                settings[target] = metadata[source]
-        return settings
-
-    def _resolve_settings(self, stanford: dict[str, Any]) -> None:
-        """Apply precedence: explicit argument > checkpoint config > Stanford metadata > default."""
-        defaults = {
-            "query_prefix": DEFAULT_QUERY_PREFIX,
-            "document_prefix": DEFAULT_DOCUMENT_PREFIX,
-            "query_length": DEFAULT_QUERY_LENGTH,
-            "document_length": DEFAULT_DOCUMENT_LENGTH,
-            "attend_to_expansion_tokens": False,
-            "skiplist_words": list(string.punctuation),
-            "do_query_expansion": True,
-        }
-        for key in PYLATE_CONFIG_KEYS:
-            value = _first(
-                self._user_settings[key],
-                self._checkpoint_settings.get(key),
-                stanford.get(key),
-                defaults[key],
-            )
-            setattr(self, key, list(value) if key == "skiplist_words" else value)
-        self._validate_arguments(
-            query_length=self.query_length, document_length=self.document_length
-        )
-        if not self.do_query_expansion:
-            self.attend_to_expansion_tokens = False
-
-    def _register_prefix_tokens(self) -> None:
-        prefixes = [p for p in (self.query_prefix, self.document_prefix) if p]
-        if prefixes:
-            auto_model = self[0].auto_model
-            try:
-                auto_model.resize_token_embeddings(len(self.tokenizer))
-                self.tokenizer.add_tokens(prefixes)
-                auto_model.resize_token_embeddings(len(self.tokenizer))
-            except NotImplementedError:
-                logger.warning(
-                    "This backbone cannot resize its embeddings; prefix tokens %s were "
-                    "not added to the vocabulary.",
-                    prefixes,
-                )
-        self.query_prefix_id = (
-            self.tokenizer.convert_tokens_to_ids(self.query_prefix)
-            if self.query_prefix
-            else None
-        )
-        self.document_prefix_id = (
-            self.tokenizer.convert_tokens_to_ids(self.document_prefix)
-            if self.document_prefix
-            else None
-        )
-
-    def _override_pad_token(self) -> None:
-        tokenizer = self.tokenizer
-        if tokenizer.mask_token_id is not None:
-            tokenizer.pad_token_id = tokenizer.mask_token_id
-        elif tokenizer.eos_token_id is not None:
-            tokenizer.pad_token_id = tokenizer.eos_token_id
-        elif tokenizer.pad_token_id is not None:
-            logger.warning(
-                "The tokenizer has no mask or eos token: queries are expanded with its pad token."
-            )
-        else:
-            raise NotImplementedError(
-                "The tokenizer has no mask, eos or pad token to expand queries with."
-            )
 
     # ------------------------------------------------------------------ similarity
 
@@ -512,21 +230,12 @@ class ColBERT(SentenceTransformer):
     @staticmethod
     def insert_prefix_token(input_ids: torch.Tensor, prefix_id: int) -> torch.Tensor:
         """Insert ``prefix_id`` as a new column at position 1: ``(B, L)`` → ``(B, L + 1)``."""
-        column = torch.full(
-            (input_ids.shape[0], 1),
-            prefix_id,
-            dtype=input_ids.dtype,
-            device=input_ids.device,
-        )
-        return torch.cat([input_ids[:, :1], column, input_ids[:, 1:]], dim=1)
+        return _tokenize.insert_prefix_token(input_ids, prefix_id)
 
     @staticmethod
     def skiplist_mask(input_ids: torch.Tensor, skiplist: list[int]) -> torch.Tensor:
         """Boolean mask shaped like ``input_ids``: False where the id is in ``skiplist``."""
-        if len(skiplist) == 0:
-            return torch.ones_like(input_ids, dtype=torch.bool)
-        skip = torch.as_tensor(skiplist, dtype=input_ids.dtype, device=input_ids.device)
-        return ~torch.isin(input_ids, skip)
+        return skiplist_mask(input_ids, skiplist)
 
     def tokenize(
         self,
@@ -556,56 +265,7 @@ class ColBERT(SentenceTransformer):
             ``input_ids``, ``attention_mask`` (and ``token_type_ids`` when the
             tokenizer makes them), each ``(B, L)``.
         """
-        max_length = self.query_length if is_query else self.document_length
-        prefix_id = self.query_prefix_id if is_query else self.document_prefix_id
-        sequence_length = max_length - 1 if prefix_id is not None else max_length
-        # Mirrors PyLate: max_seq_length tells the budget of the last call.
-        self._first_module().max_seq_length = sequence_length
-        padding: bool | str = (
-            "max_length" if pad or (is_query and self.do_query_expansion) else True
-        )
-        columns = self._text_columns(texts)
-        features = self.tokenizer(
-            *columns,
-            padding=padding,
-            truncation="longest_first",
-            max_length=sequence_length,
-            return_tensors="pt",
-        )
-        features = dict(features)
-        if prefix_id is not None:
-            features["input_ids"] = self.insert_prefix_token(
-                features["input_ids"], prefix_id
-            )
-            features["attention_mask"] = self.insert_prefix_token(
-                features["attention_mask"], 1
-            )
-            if "token_type_ids" in features:
-                features["token_type_ids"] = self.insert_prefix_token(
-                    features["token_type_ids"], 0
-                )
-        if is_query and self.attend_to_expansion_tokens:
-            features["attention_mask"].fill_(1)
-        return features
-
-    def _text_columns(self, texts: Any) -> list[list[str]]:
-        if isinstance(texts, str):
-            raise TypeError("tokenize expects a list of texts, not a single string.")
-        texts = list(texts)
-        if texts and isinstance(texts[0], dict):
-            texts = [next(iter(item.values())) for item in texts]
-        if texts and isinstance(texts[0], (tuple, list)):
-            columns = [list(column) for column in zip(*texts)]
-        else:
-            columns = [texts]
-        lower = getattr(self._first_module(), "do_lower_case", False)
-        return [
-            [
-                str(text).strip().lower() if lower else str(text).strip()
-                for text in column
-            ]
-            for column in columns
-        ]
+        return _tokenize.tokenize(self, texts, is_query=is_query, pad=pad)
 
     # ------------------------------------------------------------------ encoding
 
@@ -674,190 +334,32 @@ class ColBERT(SentenceTransformer):
             a list of such lists (stacked ``(n, L, H)`` tensors when
             ``convert_to_tensor=True``) for a list of lists.
         """
-        if kwargs:
-            unknown = ", ".join(sorted(kwargs))
-            raise TypeError(f"encode() got unexpected keyword argument(s): {unknown}.")
-        if output_value not in OUTPUT_VALUES:
-            raise ValueError(
-                f"output_value must be 'token_embeddings' or None, got {output_value!r}."
-            )
-        if not isinstance(pool_factor, int) or pool_factor < 1:
-            raise ValueError(
-                f"pool_factor must be an integer >= 1, got {pool_factor!r}."
-            )
-        if output_value is None and pool_factor > 1:
-            raise ValueError(
-                "output_value=None cannot be combined with pool_factor > 1."
-            )
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(
-                f"batch_size must be a positive integer, got {batch_size!r}."
-            )
-
-        if isinstance(sentences, list) and sentences and isinstance(sentences[0], list):
-            groups = []
-            for group in sentences:
-                result = self.encode(
-                    group,
-                    prompt_name=prompt_name,
-                    prompt=prompt,
-                    batch_size=batch_size,
-                    show_progress_bar=show_progress_bar,
-                    precision=precision,
-                    convert_to_numpy=convert_to_numpy,
-                    convert_to_tensor=convert_to_tensor,
-                    padding=padding,
-                    device=device,
-                    normalize_embeddings=normalize_embeddings,
-                    is_query=is_query,
-                    pool_factor=pool_factor,
-                    protected_tokens=protected_tokens,
-                    output_value=output_value,
-                )
-                if convert_to_tensor and output_value is not None:
-                    result = torch.stack(result) if len(result) else torch.empty(0)
-                groups.append(result)
-            return groups
-
-        self.eval()
         if show_progress_bar is None:
             show_progress_bar = logger.getEffectiveLevel() in (
                 logging.INFO,
                 logging.DEBUG,
             )
-        if not convert_to_numpy:
-            convert_to_tensor = True
-        convert_to_numpy = not convert_to_tensor
-
-        input_was_string = isinstance(sentences, str) or not hasattr(
-            sentences, "__len__"
+        options = encode_options(
+            batch_size=batch_size,
+            show_progress_bar=show_progress_bar,
+            precision=precision,
+            convert_to_numpy=convert_to_numpy,
+            convert_to_tensor=convert_to_tensor,
+            padding=padding,
+            device=device,
+            normalize_embeddings=normalize_embeddings,
+            is_query=is_query,
+            pool_factor=pool_factor,
+            protected_tokens=protected_tokens,
+            output_value=output_value,
+            unexpected=kwargs,
         )
-        if input_was_string:
-            sentences = [sentences]
-        sentences = list(sentences)
-        for i, sentence in enumerate(sentences):
-            if not isinstance(sentence, str):
-                raise TypeError(
-                    f"sentences[{i}] must be a string, got {type(sentence).__name__}."
-                )
-
-        prompt = self._resolve_prompt(prompt, prompt_name)
-        if prompt:
-            sentences = [prompt + sentence for sentence in sentences]
-
-        if device is not None:
-            self.to(device)
-        target_device = self.device
-
-        order = np.argsort([-len(sentence) for sentence in sentences], kind="stable")
-        sorted_sentences = [sentences[i] for i in order]
-        label = "queries" if is_query else "documents"
-        embeddings: list[torch.Tensor] = []
-        extras: dict[str, list[torch.Tensor]] = {
-            "input_ids": [],
-            "attention_mask": [],
-            "masks": [],
-        }
-        for start in trange(
-            0,
-            len(sorted_sentences),
-            batch_size,
-            desc=f"Encoding {label} (bs={batch_size})",
-            disable=not show_progress_bar,
-        ):
-            batch = sorted_sentences[start : start + batch_size]
-            features = self.tokenize(batch, is_query=is_query)
-            features = {key: value.to(target_device) for key, value in features.items()}
-            with torch.no_grad():
-                token_embeddings = self.forward(features)["token_embeddings"]
-                if is_query and self.do_query_expansion:
-                    masks = torch.ones_like(features["input_ids"], dtype=torch.bool)
-                elif is_query:
-                    masks = features["attention_mask"].bool()
-                else:
-                    masks = self.skiplist_mask(features["input_ids"], self.skiplist)
-                    masks &= features["attention_mask"].bool()
-                if normalize_embeddings:
-                    token_embeddings = torch.nn.functional.normalize(
-                        token_embeddings, p=2, dim=-1
-                    )
-                if convert_to_numpy:
-                    token_embeddings = token_embeddings.cpu()
-                    masks = masks.cpu()
-                if output_value is None:
-                    embeddings.extend(token_embeddings)
-                    extras["input_ids"].extend(features["input_ids"].cpu())
-                    extras["attention_mask"].extend(features["attention_mask"].cpu())
-                    extras["masks"].extend(masks.cpu())
-                    continue
-                # One boolean gather for the batch, then views per text: per-row
-                # indexing costs one small parallel op per text.
-                counts = masks.sum(dim=1).tolist()
-                rows = list(token_embeddings[masks].split(counts))
-            if pool_factor > 1 and not is_query:
-                rows = self.pool_embeddings_hierarchical(
-                    rows, pool_factor=pool_factor, protected_tokens=protected_tokens
-                )
-            embeddings.extend(rows)
-
-        inverse = np.argsort(order, kind="stable")
-        if output_value is None:
-            result = {
-                "token_embeddings": embeddings,
-                "input_ids": extras["input_ids"],
-                "attention_mask": extras["attention_mask"],
-                "masks": extras["masks"],
-            }
-            pad_values = {
-                "token_embeddings": 0.0,
-                "input_ids": self.tokenizer.pad_token_id,
-                "attention_mask": 0,
-                "masks": False,
-            }
-            output: dict[str, Any] = {}
-            for key, values in result.items():
-                if padding:
-                    values = self._pad(values, pad_values[key])
-                values = [values[i] for i in inverse]
-                output[key] = self._convert_output(values, convert_to_numpy)
-            if input_was_string:
-                return {key: value[0] for key, value in output.items()}
-            return output
-
-        if padding:
-            embeddings = self._pad(embeddings, 0.0)
-        embeddings = [embeddings[i] for i in inverse]
-        if precision != "float32":
-            from sentence_transformers.util.quantization import quantize_embeddings
-
-            quantized = quantize_embeddings(
-                torch.stack([e.float().cpu() for e in embeddings]), precision=precision
-            )
-            embeddings = [torch.from_numpy(row) for row in quantized]
-        output = self._convert_output(embeddings, convert_to_numpy)
-        return output[0] if input_was_string else output
-
-    @staticmethod
-    def _pad(
-        values: list[torch.Tensor], padding_value: float | int | bool
-    ) -> list[torch.Tensor]:
-        if not values:
-            return values
-        padded = pad_sequence(values, batch_first=True, padding_value=padding_value)
-        return list(padded.split(1, dim=0))
-
-    @staticmethod
-    def _convert_output(
-        values: list[torch.Tensor], convert_to_numpy: bool
-    ) -> list[Any]:
-        if not convert_to_numpy:
-            return values
-        converted = []
-        for value in values:
-            if value.dtype == torch.bfloat16:
-                value = value.float()
-            converted.append(value.cpu().numpy())
-        return converted
+        if isinstance(sentences, list) and sentences and isinstance(sentences[0], list):
+            prompt = self._resolve_prompt(prompt, prompt_name)
+            return encode_groups(self, sentences, prompt, options)
+        return encode_texts(
+            self, sentences, self._resolve_prompt(prompt, prompt_name), options
+        )
 
     def pool_embeddings_hierarchical(
         self,
@@ -888,9 +390,7 @@ class ColBERT(SentenceTransformer):
             ``{"input": Queue, "output": Queue, "processes": [...]}`` for
             :meth:`encode_multi_process` and :meth:`stop_multi_process_pool`.
         """
-        from ..utils.multi_process import start_pool
-
-        return start_pool(self, target_devices)
+        return multi_process.start_pool(self, target_devices)
 
     def encode_multi_process(
         self,
@@ -914,9 +414,7 @@ class ColBERT(SentenceTransformer):
         list[numpy.ndarray]
             One ``(n_tokens, H)`` array per sentence, in input order.
         """
-        from ..utils.multi_process import encode_with_pool
-
-        return encode_with_pool(
+        return multi_process.encode_with_pool(
             pool,
             sentences,
             chunk_size=chunk_size,
@@ -936,9 +434,7 @@ class ColBERT(SentenceTransformer):
     @staticmethod
     def stop_multi_process_pool(pool: dict[str, Any]) -> None:
         """Terminate the workers of ``pool`` and close its queues."""
-        from ..utils.multi_process import stop_pool
-
-        stop_pool(pool)
+        multi_process.stop_pool(pool)
 
     # ------------------------------------------------------------------ saving
 
@@ -985,21 +481,7 @@ class ColBERT(SentenceTransformer):
 
     def _get_model_config(self) -> dict[str, Any]:
         """The content of ``config_sentence_transformers.json``, in PyLate's key order."""
-        import sentence_transformers
-        import transformers
-
-        config = dict(self._model_config)
-        config["__version__"] = {
-            "sentence_transformers": sentence_transformers.__version__,
-            "transformers": transformers.__version__,
-            "pytorch": torch.__version__,
-        }
-        config["prompts"] = self.prompts
-        config["default_prompt_name"] = self.default_prompt_name
-        config["similarity_fn_name"] = "MaxSim"
-        for key in PYLATE_CONFIG_KEYS:
-            config[key] = getattr(self, key)
-        return config
+        return pylate_config(self)
 
     def get_sentence_embedding_dimension(self) -> int | None:
         """Dimension of each token vector (the last projection's ``out_features``)."""

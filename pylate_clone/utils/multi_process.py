@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import math
 import queue
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 import torch.multiprocessing as mp
 
-if TYPE_CHECKING:
-    from ..models import ColBERT
+
+class Encoder(Protocol):
+    """What a worker needs of a model (``ColBERT`` satisfies it)."""
+
+    def encode(self, sentences: list[str], **kwargs: Any) -> Any: ...
+
+    def to(self, device: str) -> Any: ...
+
+    def share_memory(self) -> Any: ...
 
 
-def _worker(target_device: str, model: ColBERT, inputs: Any, outputs: Any) -> None:
+def _worker(target_device: str, model: Encoder, inputs: Any, outputs: Any) -> None:
     while True:
         try:
             chunk_id, sentences, kwargs = inputs.get()
@@ -34,7 +41,7 @@ def _worker(target_device: str, model: ColBERT, inputs: Any, outputs: Any) -> No
 
 
 def start_pool(
-    model: ColBERT, target_devices: list[str] | None = None
+    model: Encoder, target_devices: list[str] | None = None
 ) -> dict[str, Any]:
     """Start spawned workers sharing ``model``'s weights; see ``ColBERT.start_multi_process_pool``."""
     if target_devices is None:

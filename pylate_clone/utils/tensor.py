@@ -50,3 +50,66 @@ def convert_to_tensor(x: Any) -> torch.Tensor:
             return convert_to_tensor([convert_to_tensor(item) for item in x])
         return torch.tensor(x)
     return torch.as_tensor(x)
+
+
+def pad_dim(
+    tensor: torch.Tensor, length: int, dim: int = 1, value: float = 0
+) -> torch.Tensor:
+    """Pad ``tensor`` along ``dim`` up to ``length`` with ``value`` (never truncates).
+
+    Parameters
+    ----------
+    tensor
+        Any tensor; e.g. ``(B, L, H)`` padded along the tokens (``dim=1``) or
+        ``(n, ...)`` padded along the rows (``dim=0``).
+    length
+        Target size of ``dim``; a tensor already that long is returned as is.
+    dim
+        The dimension to pad.
+    value
+        Fill value of the new positions.
+
+    Returns
+    -------
+    torch.Tensor
+        ``tensor`` with ``dim`` of size ``max(length, tensor.shape[dim])``.
+    """
+    missing = length - tensor.shape[dim]
+    if missing <= 0:
+        return tensor
+    shape = list(tensor.shape)
+    shape[dim] = missing
+    return torch.cat([tensor, tensor.new_full(shape, value)], dim=dim)
+
+
+def pad_ragged(
+    matrices: list[Any], value: float = 0, length: int | None = None
+) -> torch.Tensor:
+    """Stack ragged ``(L_i, ...)`` items into one ``(n, L_max, ...)`` tensor.
+
+    Parameters
+    ----------
+    matrices
+        Tensors or arrays whose first dimension differs.
+    value
+        Fill value of the padding positions.
+    length
+        Pad to at least this many positions (default: the longest item).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(n, max(L_max, length), ...)``.
+    """
+    padded = pad_sequence(
+        [torch.as_tensor(m) for m in matrices], batch_first=True, padding_value=value
+    )
+    return padded if length is None else pad_dim(padded, length, dim=1, value=value)
+
+
+def skiplist_mask(input_ids: torch.Tensor, skiplist: list[int]) -> torch.Tensor:
+    """Boolean mask shaped like ``input_ids``: ``False`` where the id is in ``skiplist``."""
+    if len(skiplist) == 0:
+        return torch.ones_like(input_ids, dtype=torch.bool)
+    skip = torch.as_tensor(skiplist, dtype=input_ids.dtype, device=input_ids.device)
+    return ~torch.isin(input_ids, skip)
