@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from ..utils.tensor import convert_to_tensor
+from ..utils.validation import as_tensor, check_finite, check_matrix
 
 _BACKENDS = ("auto", "torch")
 
@@ -31,16 +32,8 @@ def _check_backend(backend: str | None) -> None:
         raise ValueError(f"backend must be one of {_BACKENDS} or None, got {value!r}.")
 
 
-def _as_float_tensor(x: Any, name: str, ndim: int) -> torch.Tensor:
-    tensor = convert_to_tensor(x)
-    if tensor.dim() != ndim:
-        raise ValueError(
-            f"{name} must have {ndim} dimensions, got shape {tuple(tensor.shape)}."
-        )
-    return tensor
-
-
-def _apply_mask(name: str, mask: Any, shape: tuple[int, ...]) -> torch.Tensor:
+def _mask_of_shape(name: str, mask: Any, shape: tuple[int, ...]) -> torch.Tensor:
+    """``mask`` as a tensor, after checking it has exactly ``shape``."""
     mask = convert_to_tensor(mask)
     if tuple(mask.shape) != shape:
         raise ValueError(f"{name} must have shape {shape}, got {tuple(mask.shape)}.")
@@ -93,8 +86,15 @@ def colbert_scores(
         ``(A, B)`` scores: ``sum_i max_j <q_i, d_j>``.
     """
     _check_backend(backend)
-    q = _as_float_tensor(queries_embeddings, "queries_embeddings", 3)
-    d = _as_float_tensor(documents_embeddings, "documents_embeddings", 3)
+    q = as_tensor(queries_embeddings, "queries_embeddings", 3)
+    d = as_tensor(documents_embeddings, "documents_embeddings", 3)
+    return _all_pairs(q, d, queries_mask, documents_mask)
+
+
+def _all_pairs(
+    q: torch.Tensor, d: torch.Tensor, queries_mask: Any, documents_mask: Any
+) -> torch.Tensor:
+    """:func:`colbert_scores` on checked ``(A, S, H)`` and ``(B, T, H)`` tensors."""
     if q.shape[-1] != d.shape[-1]:
         raise ValueError(
             "queries_embeddings and documents_embeddings must share the embedding "
@@ -107,9 +107,9 @@ def colbert_scores(
     sim = (q.reshape(a * s, h) @ d.reshape(b * t, h).T).view(a, s, b, t)
     dm = qm = None
     if documents_mask is not None:
-        dm = _apply_mask("documents_mask", documents_mask, (b, t))[None, None, :, :]
+        dm = _mask_of_shape("documents_mask", documents_mask, (b, t))[None, None, :, :]
     if queries_mask is not None:
-        qm = _apply_mask("queries_mask", queries_mask, (a, s))
+        qm = _mask_of_shape("queries_mask", queries_mask, (a, s))
     return _reduce_maxsim(sim, dm, qm)
 
 
@@ -138,8 +138,20 @@ def colbert_scores_pairwise(
             "queries_embeddings and documents_embeddings must have the same length, "
             f"got {len(queries_embeddings)} and {len(documents_embeddings)}."
         )
+    queries, documents = [], []
+    for i, (query, document) in enumerate(
+        zip(queries_embeddings, documents_embeddings)
+    ):
+        q = check_matrix(query, f"queries_embeddings[{i}]", squeeze=False)
+        d = check_matrix(
+            document, f"documents_embeddings[{i}]", dim=q.shape[1], squeeze=False
+        )
+        queries.append(q)
+        documents.append(d)
+    check_finite(queries, "queries_embeddings")
+    check_finite(documents, "documents_embeddings")
     scores = []
-    for query, document in zip(queries_embeddings, documents_embeddings):
+    for query, document in zip(queries, documents):
         q = convert_to_tensor(query)
         d = convert_to_tensor(document).to(q.device, q.dtype)
         scores.append((q @ d.T).amax(dim=1).sum())
@@ -174,8 +186,8 @@ def colbert_kd_scores(
         ``(A, N)`` scores.
     """
     _check_backend(backend)
-    q = _as_float_tensor(queries_embeddings, "queries_embeddings", 3)
-    d = _as_float_tensor(documents_embeddings, "documents_embeddings", 4)
+    q = as_tensor(queries_embeddings, "queries_embeddings", 3)
+    d = as_tensor(documents_embeddings, "documents_embeddings", 4)
     if d.shape[0] != q.shape[0] or d.shape[-1] != q.shape[-1]:
         raise ValueError(
             "documents_embeddings must have shape (A, N, T, H) matching queries "
@@ -188,9 +200,9 @@ def colbert_kd_scores(
     sim = torch.bmm(q, d.reshape(a, n * t, -1).transpose(1, 2)).view(a, s, n, t)
     dm = qm = None
     if documents_mask is not None:
-        dm = _apply_mask("documents_mask", documents_mask, (a, n, t))[:, None, :, :]
+        dm = _mask_of_shape("documents_mask", documents_mask, (a, n, t))[:, None, :, :]
     if queries_mask is not None:
-        qm = _apply_mask("queries_mask", queries_mask, (a, s))
+        qm = _mask_of_shape("queries_mask", queries_mask, (a, s))
     return _reduce_maxsim(sim, dm, qm)
 
 
@@ -211,17 +223,13 @@ class ColBERTScores:
         documents_mask: Any = None,
         backend: str | None = None,
     ) -> torch.Tensor:
-        d = _as_float_tensor(documents_embeddings, "documents_embeddings", 4)
+        _check_backend(backend)
+        q = as_tensor(queries_embeddings, "queries_embeddings", 3)
+        d = as_tensor(documents_embeddings, "documents_embeddings", 4)
         qd, n, t, h = d.shape
         flat_mask = None
         if documents_mask is not None:
-            flat_mask = _apply_mask("documents_mask", documents_mask, (qd, n, t))
+            flat_mask = _mask_of_shape("documents_mask", documents_mask, (qd, n, t))
             flat_mask = flat_mask.reshape(qd * n, t)
         # Row-major flattening of (Qd, N) already is the query-major column order.
-        return colbert_scores(
-            queries_embeddings,
-            d.reshape(qd * n, t, h),
-            queries_mask=queries_mask,
-            documents_mask=flat_mask,
-            backend=backend,
-        )
+        return _all_pairs(q, d.reshape(qd * n, t, h), queries_mask, flat_mask)

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from ..utils.tensor import convert_to_tensor
+from ..utils.validation import as_tensor, check_int
 
 
 class XTRScores:
@@ -22,12 +23,8 @@ class XTRScores:
     """
 
     def __init__(self, k: int = 256, document_chunk_size: int | None = None) -> None:
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}.")
-        if document_chunk_size is not None and document_chunk_size < 1:
-            raise ValueError(
-                f"document_chunk_size must be >= 1 or None, got {document_chunk_size}."
-            )
+        check_int("k", k)
+        check_int("document_chunk_size", document_chunk_size, allow_none=True)
         self.k = k
         self.document_chunk_size = document_chunk_size
         self._score_fn = self._scores
@@ -81,13 +78,8 @@ class XTRScores:
         torch.Tensor
             ``(Qb, D * N)`` float32 scores in query-major column order.
         """
-        q = convert_to_tensor(queries_embeddings)
-        d = convert_to_tensor(documents_embeddings)
-        if q.dim() != 3 or d.dim() != 4:
-            raise ValueError(
-                "XTRScores expects queries (Qb, Qt, H) and documents (D, N, Dt, H), "
-                f"got {tuple(q.shape)} and {tuple(d.shape)}."
-            )
+        q = as_tensor(queries_embeddings, "queries_embeddings", 3)
+        d = as_tensor(documents_embeddings, "documents_embeddings", 4)
         n_groups, n, dt, h = d.shape
         dm = None
         if documents_mask is not None:

@@ -219,6 +219,8 @@ def check_finite(
 ) -> None:
     """Raise ``ValueError`` naming the item if any value is NaN or infinite.
 
+    Tensors that require grad are skipped (see ``_in_autograd``).
+
     Parameters
     ----------
     values
@@ -234,7 +236,7 @@ def check_finite(
         offsets of its items, so the error names the item, not the row.
     """
     if isinstance(values, (np.ndarray, torch.Tensor)):
-        if _all_finite(values):
+        if _in_autograd(values) or _all_finite(values):
             return
         row = _first_bad_row(values)
         if row is None:  # a float64 overflow of huge finite values, not a NaN/inf
@@ -249,16 +251,25 @@ def check_finite(
             f"{_label(name, position, ids)}{detail} must hold finite numbers, "
             "got NaN or inf."
         )
-    tensors = [v for v in values if isinstance(v, torch.Tensor)]
+    tensors = [v for v in values if isinstance(v, torch.Tensor) and not _in_autograd(v)]
     arrays = [v for v in values if not isinstance(v, torch.Tensor)]
     if _batch_finite(tensors) and _batch_finite(arrays):
         return
     for position, value in enumerate(values):
-        if _first_bad_row(value) is not None:
+        if not _in_autograd(value) and _first_bad_row(value) is not None:
             raise ValueError(
                 f"{_label(name, position, ids)} must hold finite numbers, got NaN "
                 "or inf."
             )
+
+
+def _in_autograd(value: Matrix) -> bool:
+    """A tensor that requires grad: a model output inside a training step.
+
+    Such tensors are not checked: a NaN there is the trainer's to report (as in
+    PyLate), and the check would add a device synchronisation to every step.
+    """
+    return isinstance(value, torch.Tensor) and value.requires_grad
 
 
 def _all_finite(value: Matrix) -> bool:
@@ -312,3 +323,52 @@ def _first_bad_row(value: Matrix) -> int | None:
         bad = bad.reshape(value.shape[0], -1).any(axis=1)
     rows = np.flatnonzero(bad)
     return int(rows[0]) if len(rows) else None
+
+
+def as_tensor(value: Any, name: str, ndim: int, finite: bool = True) -> torch.Tensor:
+    """A checked ``ndim``-D tensor from a tensor, an array or a list of items.
+
+    Parameters
+    ----------
+    value
+        A tensor or array with ``ndim`` dimensions, or a list of
+        ``ndim - 1``-dimensional items (tensors, arrays or nested lists) that
+        are stacked (or zero-padded along their first axis when ragged 2-D).
+    name
+        Argument name; list items are named ``name[i]``.
+    ndim
+        Expected number of dimensions of the result.
+    finite
+        Check that every value is finite. Tensors that require grad (model
+        outputs inside a training step) are not checked: a NaN there is the
+        trainer's to report, as in PyLate.
+
+    Returns
+    -------
+    torch.Tensor
+        The tensor (shares memory with a numpy input).
+    """
+    from .tensor import convert_to_tensor
+
+    if isinstance(value, np.ndarray) and value.dtype == object:
+        value = list(value)  # a ragged batch numpy could only store as objects
+    if isinstance(value, (list, tuple)):
+        items = []
+        for i, item in enumerate(value):
+            array = as_array(item, f"{name}[{i}]")
+            if array.ndim != ndim - 1:
+                raise ValueError(
+                    f"{name}[{i}] must have {ndim - 1} dimensions, got shape "
+                    f"{tuple(array.shape)}."
+                )
+            items.append(array)
+        tensor = convert_to_tensor(items)
+    else:
+        tensor = convert_to_tensor(as_array(value, name))
+    if tensor.dim() != ndim:
+        raise ValueError(
+            f"{name} must have {ndim} dimensions, got shape {tuple(tensor.shape)}."
+        )
+    if finite:
+        check_finite(tensor, name)
+    return tensor

@@ -1,0 +1,181 @@
+"""Bad embeddings at every scoring entry point: named argument, position, right error kind."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pylate_clone import scores
+from pylate_clone.utils.validation import (
+    as_matrices,
+    as_tensor,
+    check_finite,
+    check_int,
+)
+
+H = 8
+rng = np.random.default_rng(0)
+
+
+def _matrix(rows: int) -> np.ndarray:
+    return rng.standard_normal((rows, H)).astype(np.float32)
+
+
+def _group(n: int = 2, rows: int = 5) -> np.ndarray:
+    return rng.standard_normal((n, rows, H)).astype(np.float32)
+
+
+# Each entry point: (call, queries items, documents items). Items are what one
+# position of the argument holds: (S, H) query matrices, (T, H) or (N, T, H) documents.
+ENTRY_POINTS = {
+    "colbert_scores": (
+        scores.colbert_scores,
+        lambda: [_matrix(4) for _ in range(3)],
+        lambda: [_matrix(6) for _ in range(3)],
+    ),
+    "colbert_scores_pairwise": (
+        scores.colbert_scores_pairwise,
+        lambda: [_matrix(4), _matrix(3), _matrix(5)],
+        lambda: [_matrix(6), _matrix(2), _matrix(7)],
+    ),
+    "colbert_kd_scores": (
+        scores.colbert_kd_scores,
+        lambda: [_matrix(4) for _ in range(3)],
+        lambda: [_group() for _ in range(3)],
+    ),
+    "ColBERTScores": (
+        scores.ColBERTScores(),
+        lambda: [_matrix(4) for _ in range(3)],
+        lambda: [_group() for _ in range(3)],
+    ),
+    "XTRScores": (
+        scores.XTRScores(k=4),
+        lambda: [_matrix(4) for _ in range(3)],
+        lambda: [_group() for _ in range(3)],
+    ),
+    "XTRKDScores": (
+        scores.XTRKDScores(k=4),
+        lambda: [_matrix(4) for _ in range(3)],
+        lambda: [_group() for _ in range(3)],
+    ),
+}
+
+
+def _nan(item):
+    bad = item.copy()
+    bad.flat[3] = np.nan
+    return bad
+
+
+def _inf(item):
+    bad = item.copy()
+    bad.flat[-1] = -np.inf
+    return bad
+
+
+BAD_ITEMS = {
+    # name: (make bad item from a good one, error type, words in the message)
+    "nan": (_nan, ValueError, "finite"),
+    "inf": (_inf, ValueError, "finite"),
+    "extra-dimension": (lambda item: item[None], ValueError, "got shape (1, "),
+    "string": (lambda item: "not an embedding", TypeError, "numbers"),
+    "none": (lambda item: None, TypeError, "NoneType"),
+}
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
+@pytest.mark.parametrize("argument", ["queries_embeddings", "documents_embeddings"])
+@pytest.mark.parametrize("bad", sorted(BAD_ITEMS))
+def test_bad_item_names_argument_and_position(entry, argument, bad):
+    call, make_queries, make_documents = ENTRY_POINTS[entry]
+    queries, documents = make_queries(), make_documents()
+    make_bad, error, words = BAD_ITEMS[bad]
+    items = queries if argument == "queries_embeddings" else documents
+    items[1] = make_bad(items[1])
+    with pytest.raises(error) as caught:
+        call(queries, documents)
+    message = str(caught.value)
+    assert f"{argument}[1]" in message, message
+    assert words in message, message
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
+def test_good_items_still_score(entry):
+    call, make_queries, make_documents = ENTRY_POINTS[entry]
+    result = call(make_queries(), make_documents())
+    assert torch.isfinite(result).all()
+    assert result.shape[0] == 3
+
+
+@pytest.mark.parametrize(
+    "entry", ["colbert_scores", "colbert_kd_scores", "ColBERTScores", "XTRScores"]
+)
+@pytest.mark.parametrize("argument", ["queries_embeddings", "documents_embeddings"])
+def test_whole_argument_of_wrong_kind(entry, argument):
+    call, make_queries, make_documents = ENTRY_POINTS[entry]
+    queries, documents = make_queries(), make_documents()
+    for bad in (None, "text", np.zeros((3, 4, H), dtype=bool)):
+        args = {"queries_embeddings": queries, "documents_embeddings": documents}
+        args[argument] = bad
+        with pytest.raises(TypeError, match=argument):
+            call(args["queries_embeddings"], args["documents_embeddings"])
+
+
+def test_nan_in_stacked_tensor_names_the_item():
+    queries = torch.from_numpy(_group(n=4, rows=3))
+    queries[2, 1, 0] = float("nan")
+    documents = torch.from_numpy(_group(n=2, rows=5))
+    with pytest.raises(ValueError, match=r"queries_embeddings\[2\] must hold finite"):
+        scores.colbert_scores(queries, documents)
+
+
+def test_tensors_in_a_training_graph_are_not_checked():
+    """Inside a training step (requires_grad) NaNs propagate as in PyLate."""
+    queries = torch.from_numpy(_group(n=2, rows=3)).requires_grad_()
+    with torch.no_grad():
+        queries[0, 0, 0] = float("nan")
+    documents = torch.from_numpy(_group(n=2, rows=5))
+    result = scores.colbert_scores(queries, documents)
+    assert torch.isnan(result[0]).all() and torch.isfinite(result[1]).all()
+
+
+def test_as_matrices_squeezes_one_item_batch_and_quotes_ids():
+    good = [_matrix(3), _matrix(4)[None]]
+    out = as_matrices(good, "documents_embeddings", dim=H)
+    assert [m.shape for m in out] == [(3, H), (4, H)]
+    bad = [_matrix(3), _nan(_matrix(4))]
+    with pytest.raises(
+        ValueError, match=r"documents_embeddings\[1\] \(document id 'b'\)"
+    ):
+        as_matrices(bad, "documents_embeddings", ids=["a", "b"])
+    with pytest.raises(ValueError, match=r"\[0\] has dimension 8, expected 4"):
+        as_matrices([_matrix(3)], "documents_embeddings", dim=4)
+    with pytest.raises(ValueError, match=r"\[1\] must be a 2-D"):
+        as_matrices([_matrix(3), _group()], "documents_embeddings")
+    with pytest.raises(TypeError, match=r"documents_embeddings\[0\] must be a matrix"):
+        as_matrices([["a", "b"]], "documents_embeddings")
+    with pytest.raises(ValueError, match="must be a 3-D"):
+        as_matrices(_matrix(3), "queries_embeddings", allow_single=False)
+
+
+def test_check_finite_on_a_concatenation_names_item_and_token():
+    tokens = np.concatenate([_matrix(3), _matrix(4), _matrix(2)])
+    tokens[5, 2] = np.inf
+    with pytest.raises(ValueError, match=r"embeddings\[1\] \(token 2\)"):
+        check_finite(tokens, "embeddings", offsets=[0, 3, 7, 9])
+    check_finite(np.full((2, 2), 3e38, dtype=np.float32), "large but finite")
+
+
+def test_as_tensor_pads_ragged_lists_like_convert_to_tensor():
+    tensor = as_tensor([_matrix(2), _matrix(4)], "documents_embeddings", 3)
+    assert tensor.shape == (2, 4, H)
+    assert float(tensor[0, 2:].abs().sum()) == 0.0
+
+
+@pytest.mark.parametrize("value", [0, -2, 1.5, True, None, "3"])
+def test_check_int_one_message(value):
+    with pytest.raises(ValueError, match=r"^batch_size must be an integer >= 1, got"):
+        check_int("batch_size", value)
+    assert check_int("batch_size", None, allow_none=True) is None
+    assert check_int("batch_size", np.int64(4)) == 4
