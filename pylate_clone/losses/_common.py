@@ -14,6 +14,7 @@ from ..utils.distributed import (
     gather_sizes,
     get_rank,
 )
+from ..utils.tensor import pad_dim, skiplist_mask
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
@@ -34,13 +35,6 @@ def model_attribute(model: torch.nn.Module, name: str) -> Any:
     if hasattr(model, name):
         return getattr(model, name)
     return getattr(unwrap_model(model), name)
-
-
-def skiplist_mask(input_ids: torch.Tensor, skiplist: Sequence[int]) -> torch.Tensor:
-    """``True`` where the token is *not* in ``skiplist`` (same shape as ``input_ids``)."""
-    from ..models import ColBERT
-
-    return ColBERT.skiplist_mask(input_ids, list(skiplist))
 
 
 def extract_skiplist_mask(
@@ -82,7 +76,9 @@ def extract_skiplist_mask(
         if position == 0 or not skiplist:
             masks.append(attention)
         else:
-            keep = skiplist_mask(features["input_ids"], skiplist).to(attention.device)
+            keep = skiplist_mask(features["input_ids"], list(skiplist)).to(
+                attention.device
+            )
             masks.append(keep.bool() & attention)
     return masks
 
@@ -90,15 +86,6 @@ def extract_skiplist_mask(
 def embed(model: torch.nn.Module, features: dict[str, Any]) -> torch.Tensor:
     """L2-normalised token embeddings ``(B, L, H)`` of one tokenized batch."""
     return F.normalize(model(dict(features))["token_embeddings"], p=2, dim=-1)
-
-
-def pad_length(tensor: torch.Tensor, length: int) -> torch.Tensor:
-    """Zero-pad dimension 1 of ``tensor`` to ``length``."""
-    missing = length - tensor.shape[1]
-    if missing <= 0:
-        return tensor
-    shape = (tensor.shape[0], missing, *tensor.shape[2:])
-    return torch.cat([tensor, tensor.new_zeros(shape)], dim=1)
 
 
 def stack_documents(
@@ -124,8 +111,8 @@ def stack_documents(
         ``offset`` is the number of rows contributed by earlier ranks.
     """
     length = max(doc.shape[1] for doc in documents)
-    documents = [pad_length(doc, length) for doc in documents]
-    masks = [pad_length(mask, length) for mask in masks]
+    documents = [pad_dim(doc, length) for doc in documents]
+    masks = [pad_dim(mask, length) for mask in masks]
     offset = 0
     if gather_across_devices:
         sizes = gather_sizes(documents[0])
@@ -155,14 +142,6 @@ def chunked_scores(
             documents_mask=documents_mask,
         )
         yield begin, end, scores
-
-
-def check_positive_int(value: Any, name: str, allow_none: bool = False) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is an int >= 1."""
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
 
 
 def check_features(sentence_features: Sequence[dict], minimum: int, loss: str) -> None:

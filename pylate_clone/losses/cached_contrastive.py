@@ -2,84 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
-from functools import partial
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 import tqdm
-from torch.utils.checkpoint import get_device_states, set_device_states
+from sentence_transformers.base.losses.gradcache import CachedLossMixin, RandContext
 
 from ..scores import ColBERTScores
-from ._common import (
-    check_features,
-    check_positive_int,
-    chunked_scores,
-    embed,
-    extract_skiplist_mask,
-    model_attribute,
-    stack_documents,
-)
+from ..utils.validation import check_int
+from ._base import ColBERTLoss, check_temperature
+from ._common import chunked_scores, embed, stack_documents
 from .contrastive import contrastive_labels
 
+# RandContext is sentence-transformers' (it also replays the MPS generator);
+# re-exported because PyLate users import it from here.
 __all__ = ["CachedContrastive", "RandContext"]
 
 
-class RandContext:
-    """Snapshot of the RNG state, restorable later (so dropout repeats exactly).
-
-    Parameters
-    ----------
-    *tensors
-        Tensors whose devices' RNG states are captured along with the CPU one.
-    """
-
-    def __init__(self, *tensors: torch.Tensor) -> None:
-        if any(isinstance(t, torch.Tensor) and t.device.type == "mps" for t in tensors):
-            raise RuntimeError(
-                "CachedContrastive cannot replay dropout on MPS devices (their RNG "
-                "state is not captured); use Contrastive or another device."
-            )
-        self.fwd_cpu_state = torch.get_rng_state()
-        tensors = [t for t in tensors if isinstance(t, torch.Tensor)]
-        self.fwd_gpu_devices, self.fwd_gpu_states = get_device_states(*tensors)
-        self._fork = None
-
-    def __enter__(self) -> None:
-        self._fork = torch.random.fork_rng(devices=self.fwd_gpu_devices, enabled=True)
-        self._fork.__enter__()
-        torch.set_rng_state(self.fwd_cpu_state)
-        set_device_states(self.fwd_gpu_devices, self.fwd_gpu_states)
-
-    def __exit__(self, *exc: Any) -> None:
-        self._fork.__exit__(*exc)
-        self._fork = None
-
-
-def _backward_hook(
-    grad_output: torch.Tensor,
-    sentence_features: list[dict[str, torch.Tensor]],
-    loss_obj: CachedContrastive,
-) -> None:
-    """GradCache step 3: re-embed with gradients and inject the cached gradients."""
-    assert loss_obj.cache is not None and loss_obj.random_states is not None
-    with torch.enable_grad():
-        for features, grads, states in zip(
-            sentence_features, loss_obj.cache, loss_obj.random_states
-        ):
-            iterator = loss_obj.embed_minibatch_iter(
-                features, with_grad=True, copy_random_state=False, random_states=states
-            )
-            for (reps, _), grad in zip(iterator, grads):
-                surrogate = torch.dot(reps.flatten(), grad.flatten()) * grad_output
-                surrogate.backward()
-    loss_obj.cache = None
-    loss_obj.random_states = None
-
-
-class CachedContrastive(torch.nn.Module):
+class CachedContrastive(ColBERTLoss, CachedLossMixin):
     """:class:`Contrastive` computed with GradCache (Gao et al., 2021).
 
     The batch is embedded in mini-batches of ``mini_batch_size`` rows without a
@@ -87,7 +30,9 @@ class CachedContrastive(torch.nn.Module):
     respect to them are cached; the backward pass then re-embeds each mini-batch
     (replaying the dropout RNG) and back-propagates the cached gradients. Peak
     activation memory is that of one mini-batch, whatever the batch size, while the
-    in-batch negatives are those of the whole batch.
+    in-batch negatives are those of the whole batch. The three GradCache steps
+    (and the DDP synchronisation of the replay) are sentence-transformers'
+    ``CachedLossMixin``; this class supplies the ColBERT embedding and loss.
 
     Loss value and gradients equal :class:`Contrastive`'s on the same batch (up to
     float rounding). **Deliberate difference from PyLate 1.6.0:** PyLate returns
@@ -128,15 +73,12 @@ class CachedContrastive(torch.nn.Module):
         show_progress_bar: bool = False,
         temperature: float = 1.0,
     ) -> None:
-        super().__init__()
-        check_positive_int(mini_batch_size, "mini_batch_size")
-        check_positive_int(score_mini_batch_size, "score_mini_batch_size", True)
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature!r}.")
-        self.model = model
-        self.score_metric = (
-            score_metric if score_metric is not None else ColBERTScores()
+        super().__init__(
+            model, score_metric if score_metric is not None else ColBERTScores()
         )
+        check_int("mini_batch_size", mini_batch_size)
+        check_int("score_mini_batch_size", score_mini_batch_size, allow_none=True)
+        check_temperature(temperature)
         self.mini_batch_size = mini_batch_size
         self.score_mini_batch_size = (
             score_mini_batch_size
@@ -147,6 +89,9 @@ class CachedContrastive(torch.nn.Module):
         self.gather_across_devices = gather_across_devices
         self.show_progress_bar = show_progress_bar
         self.temperature = temperature
+        # PyLate's attributes. The mixin hands each backward pass its own cache
+        # (so a second forward cannot clobber the first's); these stay None
+        # unless calculate_loss_and_cache_gradients is called directly.
         self.cache: list[list[torch.Tensor]] | None = None
         self.random_states: list[list[RandContext | None]] | None = None
 
@@ -196,33 +141,6 @@ class CachedContrastive(torch.nn.Module):
             reps = embed(self.model, features)
         return reps, state
 
-    def embed_minibatch_iter(
-        self,
-        sentence_feature: dict[str, torch.Tensor],
-        with_grad: bool,
-        copy_random_state: bool,
-        random_states: list[RandContext | None] | None = None,
-    ) -> Iterator[tuple[torch.Tensor, RandContext | None]]:
-        """Yield :meth:`embed_minibatch` results over chunks of ``mini_batch_size``."""
-        batch_size = sentence_feature["input_ids"].shape[0]
-        starts = range(0, batch_size, self.mini_batch_size)
-        for index, begin in enumerate(
-            tqdm.tqdm(
-                starts,
-                desc="Embed mini-batches",
-                disable=not self.show_progress_bar,
-                leave=False,
-            )
-        ):
-            yield self.embed_minibatch(
-                sentence_feature,
-                begin,
-                begin + self.mini_batch_size,
-                with_grad=with_grad,
-                copy_random_state=copy_random_state,
-                random_state=None if random_states is None else random_states[index],
-            )
-
     def calculate_loss(
         self,
         reps: list[list[torch.Tensor]],
@@ -236,7 +154,9 @@ class CachedContrastive(torch.nn.Module):
         reps
             Per feature column, the list of mini-batch embeddings ``(b, L, H)``.
         masks
-            Per feature column, the bool mask ``(B, L)`` of the full batch.
+            Per feature column, the bool mask ``(B, L)`` of the full batch
+            (passed in the mixin's ``labels`` slot: a contrastive loss has no
+            labels, and the masks belong to this one batch).
         with_backward
             Back-propagate each score chunk into ``reps`` (``.grad`` is filled with
             the gradients of the returned loss).
@@ -252,9 +172,7 @@ class CachedContrastive(torch.nn.Module):
             masks[1:],
             self.gather_across_devices,
         )
-        queries_mask = (
-            None if model_attribute(self.model, "do_query_expansion") else masks[0]
-        )
+        queries_mask = self.queries_mask(masks)
         # Leaves for the per-chunk backward passes; one final backward then routes
         # their gradients to the mini-batch embeddings (and through the gather).
         query_leaf = queries.detach().requires_grad_(with_backward)
@@ -321,33 +239,8 @@ class CachedContrastive(torch.nn.Module):
         torch.Tensor
             Scalar loss.
         """
-        sentence_features = list(sentence_features)
-        check_features(sentence_features, 2, type(self).__name__)
-        masks = extract_skiplist_mask(
-            sentence_features, model_attribute(self.model, "skiplist")
-        )
-        reps: list[list[torch.Tensor]] = []
-        self.random_states = []
-        for features in sentence_features:
-            column, states = [], []
-            for rep, state in self.embed_minibatch_iter(
-                features, with_grad=False, copy_random_state=True
-            ):
-                column.append(rep.detach().requires_grad_())
-                states.append(state)
-            reps.append(column)
-            self.random_states.append(states)
-
-        if torch.is_grad_enabled():
-            loss = self.calculate_loss_and_cache_gradients(reps, masks)
-            loss.register_hook(
-                partial(
-                    _backward_hook, sentence_features=sentence_features, loss_obj=self
-                )
-            )
-            return loss
-        self.random_states = None
-        return self.calculate_loss(reps, masks)
+        sentence_features, masks = self.open_batch(sentence_features)
+        return self.forward_cached(sentence_features, labels=masks)
 
     def get_config_dict(self) -> dict[str, Any]:
         """Hyper-parameters shown in the model card."""

@@ -9,15 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from ..scores import ColBERTScores
-from ._common import (
-    check_features,
-    check_positive_int,
-    chunked_scores,
-    embed,
-    extract_skiplist_mask,
-    model_attribute,
-    stack_documents,
-)
+from ..utils.validation import check_int
+from ._base import ColBERTLoss, check_temperature
+from ._common import chunked_scores, embed, extract_skiplist_mask, stack_documents
 
 __all__ = ["Contrastive", "extract_skiplist_mask"]
 
@@ -33,7 +27,7 @@ def contrastive_labels(
     return (torch.arange(batch_size, device=device) + offset) * n_documents
 
 
-class Contrastive(torch.nn.Module):
+class Contrastive(ColBERTLoss):
     """Cross-entropy of each query's MaxSim scores against its positive document.
 
     The batch is ``[queries, positives, negatives_1, ...]``; every query is scored
@@ -80,14 +74,11 @@ class Contrastive(torch.nn.Module):
         gather_across_devices: bool = False,
         temperature: float = 1.0,
     ) -> None:
-        super().__init__()
-        check_positive_int(score_mini_batch_size, "score_mini_batch_size", True)
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature!r}.")
-        self.model = model
-        self.score_metric = (
-            score_metric if score_metric is not None else ColBERTScores()
+        super().__init__(
+            model, score_metric if score_metric is not None else ColBERTScores()
         )
+        check_int("score_mini_batch_size", score_mini_batch_size, allow_none=True)
+        check_temperature(temperature)
         self.score_mini_batch_size = score_mini_batch_size
         self.size_average = size_average
         self.gather_across_devices = gather_across_devices
@@ -113,12 +104,8 @@ class Contrastive(torch.nn.Module):
         torch.Tensor
             Scalar loss.
         """
-        sentence_features = list(sentence_features)
-        check_features(sentence_features, 2, type(self).__name__)
+        sentence_features, masks = self.open_batch(sentence_features)
         embeddings = [embed(self.model, features) for features in sentence_features]
-        masks = extract_skiplist_mask(
-            sentence_features, model_attribute(self.model, "skiplist")
-        )
         return self.compute_loss(embeddings, masks)
 
     def compute_loss(
@@ -129,9 +116,7 @@ class Contrastive(torch.nn.Module):
         documents, documents_mask, offset = stack_documents(
             embeddings[1:], masks[1:], self.gather_across_devices
         )
-        queries_mask = (
-            None if model_attribute(self.model, "do_query_expansion") else masks[0]
-        )
+        queries_mask = self.queries_mask(masks)
         scores = torch.cat(
             [
                 chunk

@@ -8,7 +8,8 @@ from typing import Any
 import torch
 
 from ..scores import colbert_kd_scores
-from ._common import check_features, embed, extract_skiplist_mask, model_attribute
+from ._base import ColBERTLoss
+from ._common import embed
 
 __all__ = ["Distillation"]
 
@@ -20,7 +21,7 @@ def minmax_normalize(scores: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return (scores - low) / (high - low + eps)
 
 
-class Distillation(torch.nn.Module):
+class Distillation(ColBERTLoss):
     """KL divergence from the teacher's to the student's distribution over documents.
 
     Each query comes with ``n_ways`` documents and one teacher score per document.
@@ -50,9 +51,7 @@ class Distillation(torch.nn.Module):
         size_average: bool = True,
         normalize_scores: bool = True,
     ) -> None:
-        super().__init__()
-        self.model = model
-        self.score_metric = score_metric
+        super().__init__(model, score_metric)
         self.size_average = size_average
         self.normalize_scores = normalize_scores
         self.loss_function = torch.nn.KLDivLoss(
@@ -78,8 +77,7 @@ class Distillation(torch.nn.Module):
         torch.Tensor
             Scalar loss.
         """
-        sentence_features = list(sentence_features)
-        check_features(sentence_features, 2, type(self).__name__)
+        sentence_features, masks = self.open_batch(sentence_features)
         if labels is None:
             raise ValueError(
                 "Distillation needs teacher scores: the dataset must have a 'scores' "
@@ -101,19 +99,13 @@ class Distillation(torch.nn.Module):
                 f"{n_ways} 'scores' each; every query needs exactly one document per "
                 "teacher score."
             )
-        masks = extract_skiplist_mask(
-            sentence_features, model_attribute(self.model, "skiplist")
-        )
         length, dim = documents.shape[1], documents.shape[2]
         documents = documents.view(batch_size, n_ways, length, dim)
         documents_mask = masks[1].view(batch_size, n_ways, length)
-        queries_mask = (
-            None if model_attribute(self.model, "do_query_expansion") else masks[0]
-        )
         scores = self.score_metric(
             queries,
             documents,
-            queries_mask=queries_mask,
+            queries_mask=self.queries_mask(masks),
             documents_mask=documents_mask,
         )
         if self.normalize_scores:
