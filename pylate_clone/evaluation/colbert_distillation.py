@@ -11,8 +11,8 @@ from sentence_transformers.base.evaluation.evaluator import BaseEvaluator
 
 from ..losses.distillation import minmax_normalize
 from ..scores import colbert_kd_scores
-from .colbert_triplet import record_metrics
-from .pylate_information_retrieval_evaluator import pad_embeddings
+from ..utils.tensor import pad_ragged
+from ._common import encode_for_evaluation, record_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -96,17 +96,11 @@ class ColBERTDistillationEvaluator(BaseEvaluator):
         steps: int = -1,
     ) -> dict[str, float]:
         """Return ``{"[name_]kl_divergence": value}``."""
-        common = {
-            "batch_size": self.batch_size,
-            "show_progress_bar": self.show_progress_bar,
-        }
-        queries = pad_embeddings(
-            model.encode(self.queries, is_query=True, convert_to_tensor=True, **common)
+        queries = pad_ragged(
+            encode_for_evaluation(self, model, self.queries, is_query=True)
         )
-        documents = pad_embeddings(
-            model.encode(
-                self.documents, is_query=False, convert_to_tensor=True, **common
-            )
+        documents = pad_ragged(
+            encode_for_evaluation(self, model, self.documents, is_query=False)
         ).to(queries)
         documents = documents.view(
             len(self.queries), self.n_documents, documents.shape[1], documents.shape[2]

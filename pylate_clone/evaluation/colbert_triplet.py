@@ -2,66 +2,21 @@
 
 from __future__ import annotations
 
-import csv
 import logging
-import os
 from collections.abc import Sequence
 from typing import Any
 
 from sentence_transformers.sentence_transformer.evaluation import TripletEvaluator
 
 from ..scores import colbert_scores_pairwise
+from ._common import (  # noqa: F401  (csv_writer: PyLate's import path)
+    csv_writer,
+    encode_for_evaluation,
+    evaluation_message,
+    record_metrics,
+)
 
 logger = logging.getLogger(__name__)
-
-
-def csv_writer(path: str, data: list, header: list[str]) -> None:
-    """Append ``data`` as one CSV row to ``path``, writing ``header`` first if new."""
-    exists = os.path.isfile(path)
-    with open(
-        path, mode="a" if exists else "w", encoding="utf-8", newline=""
-    ) as handle:
-        writer = csv.writer(handle)
-        if not exists:
-            writer.writerow(header)
-        writer.writerow(data)
-
-
-def record_metrics(
-    evaluator: Any,
-    model: Any,
-    metrics: dict[str, float],
-    row: list,
-    output_path: str | None,
-    epoch: int,
-    steps: int,
-) -> None:
-    """Store ``metrics`` on the model card and append ``row`` to the evaluator's CSV."""
-    evaluator.store_metrics_in_model_card_data(model, metrics, epoch, steps)
-    if output_path is not None and evaluator.write_csv:
-        os.makedirs(output_path, exist_ok=True)
-        csv_writer(
-            os.path.join(output_path, evaluator.csv_file), row, evaluator.csv_headers
-        )
-
-
-def evaluation_message(
-    epoch: int, steps: int, name: str, truncate_dim: int | None = None
-) -> None:
-    """Log which dataset / epoch / step is being evaluated."""
-    if epoch != -1:
-        suffix = (
-            f" after epoch {epoch}"
-            if steps == -1
-            else f" in epoch {epoch} after {steps} steps"
-        )
-    else:
-        suffix = ""
-    if truncate_dim is not None:
-        suffix += f" (truncated to {truncate_dim})"
-    logger.info(
-        f"TripletEvaluator: Evaluating the model on the {name} dataset{suffix}:"
-    )
 
 
 class ColBERTTripletEvaluator(TripletEvaluator):
@@ -125,19 +80,9 @@ class ColBERTTripletEvaluator(TripletEvaluator):
     ) -> dict[str, float]:
         """Encode the triplets and return ``{"accuracy": value}``."""
         evaluation_message(epoch, steps, self.name, self.truncate_dim)
-        common = {
-            "batch_size": self.batch_size,
-            "show_progress_bar": self.show_progress_bar,
-        }
-        anchors = model.encode(
-            list(self.anchors), is_query=True, convert_to_tensor=True, **common
-        )
-        positives = model.encode(
-            list(self.positives), is_query=False, convert_to_tensor=True, **common
-        )
-        negatives = model.encode(
-            list(self.negatives), is_query=False, convert_to_tensor=True, **common
-        )
+        anchors = encode_for_evaluation(self, model, self.anchors, is_query=True)
+        positives = encode_for_evaluation(self, model, self.positives, is_query=False)
+        negatives = encode_for_evaluation(self, model, self.negatives, is_query=False)
         positive_scores = colbert_scores_pairwise(anchors, positives)
         negative_scores = colbert_scores_pairwise(anchors, negatives)
         wins = int((positive_scores > negative_scores).sum())

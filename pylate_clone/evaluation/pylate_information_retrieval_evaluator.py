@@ -12,10 +12,10 @@ import torch
 from sentence_transformers.sentence_transformer.evaluation import (
     InformationRetrievalEvaluator,
 )
-from torch.nn.utils.rnn import pad_sequence
 from tqdm import trange
 
 from ..scores import colbert_scores
+from ..utils.tensor import pad_ragged
 
 logger = logging.getLogger(__name__)
 
@@ -27,13 +27,7 @@ def pad_embeddings(
     embeddings: Sequence[torch.Tensor], length: int | None = None
 ) -> torch.Tensor:
     """Zero-pad ``n`` token matrices ``(L_i, H)`` into ``(n, max(L_i) or length, H)``."""
-    padded = pad_sequence([torch.as_tensor(e) for e in embeddings], batch_first=True)
-    if length is not None and padded.shape[1] < length:
-        extra = padded.new_zeros(
-            (padded.shape[0], length - padded.shape[1], padded.shape[2])
-        )
-        padded = torch.cat([padded, extra], dim=1)
-    return padded
+    return pad_ragged(embeddings, length=length)
 
 
 def score_blocks(
