@@ -5,7 +5,7 @@ is built from what beats the single-vector MiniLM on SciFact: BM25 (nDCG@10 0.66
 on SciFact test, above MiniLM's 0.645) plus the training relevance labels. For each
 train query, the candidates (``n_ways`` documents) are its first judged-relevant
 abstract followed by the top BM25 abstracts that are not judged relevant -- hard
-negatives *mined from the corpus with BM25* (computed here, pure Python, k1=0.9,
+negatives *mined from the corpus with BM25* (computed here with ``bm25s``, k1=0.9,
 b=0.4). Teacher scores: 1.0 for the relevant abstract and ``0.5 * min-max
 normalised BM25`` for the negatives, i.e. the labels decide the top document and
 BM25 grades the negatives. The scale matches the student's scores, which
@@ -30,30 +30,13 @@ Small slice::
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import sys
-import time
 from pathlib import Path
 
-import torch
+from _setup import BM25, parse_args, prepare, train_and_evaluate
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from train_contrastive import (  # noqa: E402
-    BM25,
-    losses_from_history,
-    make_evaluator,
-    minilm_dir,
-    parse_args,
-    probe_loss,
-    single_vector_baseline,
-    test_split,
-    train,
-)
-
-from pylate_clone import evaluation, losses, models, utils  # noqa: E402
+from pylate_clone import evaluation, losses, utils
 
 
 def teacher_rows(
@@ -114,37 +97,8 @@ def main(argv: list[str] | None = None) -> dict:
         "--epochs", "0.5",
     ]  # fmt: skip
     args = parse_args(defaults + argv, description=__doc__.split("\n")[0])
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    started = time.time()
-    test_queries, test_corpus, relevant = test_split(
-        args.data_dir, args.max_test_queries, args.max_documents
-    )
-    print(f"SciFact test: {len(test_queries)} queries, {len(test_corpus)} documents")
-    result: dict = {}
-    if args.baseline:
-        result["baseline_ndcg@10"] = single_vector_baseline(
-            test_queries, test_corpus, relevant
-        )
-        print(
-            f"single-vector all-MiniLM-L6-v2 nDCG@10: {result['baseline_ndcg@10']:.4f}"
-        )
-
+    run = prepare(args)
     from datasets import Dataset
-
-    model = models.ColBERT(
-        model_name_or_path=minilm_dir(),
-        device="cpu",
-        document_length=args.document_length,
-    )
-    evaluator = make_evaluator(test_queries, test_corpus, relevant)
-    key = "scifact-test_MaxSim_ndcg@10"
-    if not args.skip_before:
-        result["before_ndcg@10"] = evaluator(model)[key]
-        print(
-            f"ColBERT (MiniLM, untrained projection) nDCG@10: {result['before_ndcg@10']:.4f}"
-        )
 
     rows, queries, corpus = teacher_rows(
         args.data_dir, n_ways, args.max_train_rows, negative_scale=negative_scale
@@ -163,35 +117,15 @@ def main(argv: list[str] | None = None) -> dict:
         n_ways=n_ways,
     )
     train_dataset.set_transform(processing.transform)
-    loss = losses.Distillation(model)
     probe = [processing.map(row) for row in rows[: min(16, len(rows))]]
-    result["probe_loss_before"] = probe_loss(model, loss, probe)
-    train_started = time.time()
-    history = train(
-        model,
+    return train_and_evaluate(
+        run,
         train_dataset,
-        loss,
-        args.output_dir,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        epochs=args.epochs,
-        max_steps=args.max_steps,
-        seed=args.seed,
+        losses.Distillation(run.model),
+        probe=probe,
+        label="distilled",
         batch_sampler="batch_sampler",
     )
-    result["train_seconds"] = time.time() - train_started
-    result["losses"] = losses_from_history(history)
-    result["probe_loss_after"] = probe_loss(model, loss, probe)
-    print(
-        f"loss on {len(probe)} training rows: {result['probe_loss_before']:.4f} -> "
-        f"{result['probe_loss_after']:.4f}"
-    )
-    model.save_pretrained(os.path.join(args.output_dir, "final"))
-    result["after_ndcg@10"] = evaluator(model)[key]
-    result["total_seconds"] = time.time() - started
-    print(f"distilled ColBERT nDCG@10: {result['after_ndcg@10']:.4f}")
-    print(json.dumps({k: v for k, v in result.items() if k != "losses"}, indent=2))
-    return result
 
 
 if __name__ == "__main__":
