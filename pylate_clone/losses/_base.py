@@ -6,8 +6,16 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
+from torch import Tensor
 
-from ._common import check_features, extract_skiplist_mask, model_attribute
+from ._common import (
+    Columns,
+    Labels,
+    Masks,
+    check_features,
+    extract_skiplist_mask,
+    model_attribute,
+)
 
 
 def check_temperature(temperature: Any) -> None:
@@ -34,6 +42,36 @@ class ColBERTLoss(torch.nn.Module):
         super().__init__()
         self.model = model
         self.score_metric = score_metric
+
+    def forward(
+        self,
+        sentence_features: Iterable[dict[str, torch.Tensor]],
+        labels: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Compute the loss of one batch.
+
+        Parameters
+        ----------
+        sentence_features
+            Tokenized columns, queries first then documents (``input_ids`` and
+            ``attention_mask`` of shape ``(B_i, L_i)``); see each loss for the
+            columns it expects.
+        labels
+            Ignored by the contrastive losses (row ``i``'s positive is its own
+            first document); the teacher scores ``(B, n_ways)`` for
+            ``Distillation``.
+
+        Returns
+        -------
+        torch.Tensor
+            Scalar loss.
+        """
+        sentence_features, masks = self.open_batch(sentence_features)
+        return self.loss_from_batch(sentence_features, masks, labels)
+
+    def loss_from_batch(self, columns: Columns, masks: Masks, labels: Labels) -> Tensor:
+        """The loss, given the checked columns and their token masks."""
+        raise NotImplementedError
 
     def open_batch(
         self, sentence_features: Iterable[dict[str, torch.Tensor]]

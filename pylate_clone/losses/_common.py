@@ -16,6 +16,12 @@ from ..utils.distributed import (
 )
 from ..utils.tensor import pad_dim, skiplist_mask
 
+# A batch as the losses receive it: tokenized columns (queries first), their
+# (B, L) token masks, and the dataset's label column (teacher scores or None).
+Columns = list[dict[str, torch.Tensor]]
+Masks = list[torch.Tensor]
+Labels = torch.Tensor | None
+
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
     """Strip DDP (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any
 
@@ -10,11 +10,20 @@ import torch
 import torch.nn.functional as F
 import tqdm
 from sentence_transformers.base.losses.gradcache import CachedLossMixin, RandContext
+from torch import Tensor
 
 from ..scores import ColBERTScores
 from ..utils.validation import check_int
-from ._base import ColBERTLoss, check_temperature
-from ._common import chunked_scores, embed, stack_documents
+from ._base import ColBERTLoss
+from ._common import (
+    Columns,
+    Labels,
+    Masks,
+    check_temperature,
+    chunked_scores,
+    embed,
+    stack_documents,
+)
 from .contrastive import contrastive_labels
 
 # RandContext is sentence-transformers' (it also replays the MPS generator);
@@ -220,27 +229,9 @@ class CachedContrastive(ColBERTLoss, CachedLossMixin):
         self.cache = [[rep.grad for rep in column] for column in reps]
         return loss.detach().requires_grad_()
 
-    def forward(
-        self,
-        sentence_features: Iterable[dict[str, torch.Tensor]],
-        labels: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Compute the loss (its backward runs the second, gradient-carrying pass).
-
-        Parameters
-        ----------
-        sentence_features
-            ``[queries, positives, negatives...]`` tokenized batches of ``B`` rows.
-        labels
-            Ignored.
-
-        Returns
-        -------
-        torch.Tensor
-            Scalar loss.
-        """
-        sentence_features, masks = self.open_batch(sentence_features)
-        return self.forward_cached(sentence_features, labels=masks)
+    def loss_from_batch(self, columns: Columns, masks: Masks, labels: Labels) -> Tensor:
+        """GradCache loss (its backward runs the second, gradient-carrying pass)."""
+        return self.forward_cached(columns, labels=masks)
 
     def get_config_dict(self) -> dict[str, Any]:
         """Hyper-parameters shown in the model card."""

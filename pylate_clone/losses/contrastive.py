@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 from ..scores import ColBERTScores
 from ..utils.validation import check_int
-from ._base import ColBERTLoss, check_temperature
-from ._common import chunked_scores, embed, extract_skiplist_mask, stack_documents
+from ._base import ColBERTLoss
+from ._common import (
+    Columns,
+    Labels,
+    Masks,
+    check_temperature,
+    chunked_scores,
+    embed,
+    extract_skiplist_mask,
+    stack_documents,
+)
 
 __all__ = ["Contrastive", "extract_skiplist_mask"]
 
@@ -84,28 +94,9 @@ class Contrastive(ColBERTLoss):
         self.gather_across_devices = gather_across_devices
         self.temperature = temperature
 
-    def forward(
-        self,
-        sentence_features: Iterable[dict[str, torch.Tensor]],
-        labels: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Compute the loss.
-
-        Parameters
-        ----------
-        sentence_features
-            ``[queries, positives, negatives...]``, each a tokenized batch of ``B``
-            rows (``input_ids``/``attention_mask`` of shape ``(B, L)``).
-        labels
-            Ignored (the positive of row ``i`` is its own document column 0).
-
-        Returns
-        -------
-        torch.Tensor
-            Scalar loss.
-        """
-        sentence_features, masks = self.open_batch(sentence_features)
-        embeddings = [embed(self.model, features) for features in sentence_features]
+    def loss_from_batch(self, columns: Columns, masks: Masks, labels: Labels) -> Tensor:
+        """Embed ``[queries, positives, negatives...]`` and compute the loss."""
+        embeddings = [embed(self.model, features) for features in columns]
         return self.compute_loss(embeddings, masks)
 
     def compute_loss(

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from ..scores import colbert_kd_scores
 from ._base import ColBERTLoss
-from ._common import embed
+from ._common import Columns, Labels, Masks, embed
 
 __all__ = ["Distillation"]
 
@@ -58,33 +59,16 @@ class Distillation(ColBERTLoss):
             reduction="batchmean" if size_average else "sum", log_target=True
         )
 
-    def forward(
-        self,
-        sentence_features: Iterable[dict[str, torch.Tensor]],
-        labels: torch.Tensor,
-    ) -> torch.Tensor:
-        """Compute the loss.
-
-        Parameters
-        ----------
-        sentence_features
-            ``[queries (B rows), documents (B * n_ways rows, grouped by query)]``.
-        labels
-            Teacher scores ``(B, n_ways)`` (the ``scores`` column).
-
-        Returns
-        -------
-        torch.Tensor
-            Scalar loss.
-        """
-        sentence_features, masks = self.open_batch(sentence_features)
+    def loss_from_batch(self, columns: Columns, masks: Masks, labels: Labels) -> Tensor:
+        """``[queries (B rows), documents (B * n_ways rows, grouped by query)]``
+        against the teacher scores ``labels`` ``(B, n_ways)``."""
         if labels is None:
             raise ValueError(
                 "Distillation needs teacher scores: the dataset must have a 'scores' "
                 "(or 'label') column with one score per document."
             )
-        queries = embed(self.model, sentence_features[0])
-        documents = embed(self.model, sentence_features[1])
+        queries = embed(self.model, columns[0])
+        documents = embed(self.model, columns[1])
         labels = torch.as_tensor(labels, device=queries.device)
         batch_size = queries.shape[0]
         if labels.dim() != 2 or labels.shape[0] != batch_size:

@@ -61,72 +61,50 @@ class LoaderHooks:
         return self.model_type
 
     def _load_default_modules(
-        self,
-        model_name_or_path: str,
-        token: bool | str | None,
-        cache_folder: str | None,
-        revision: str | None = None,
-        trust_remote_code: bool = False,
-        local_files_only: bool = False,
-        model_kwargs: dict[str, Any] | None = None,
-        processor_kwargs: dict[str, Any] | None = None,
-        config_kwargs: dict[str, Any] | None = None,
+        self, model_name_or_path: str, **load_kwargs: Any
     ) -> tuple[list[nn.Module], dict[str, Any]]:
-        """A bare Hugging Face encoder: the Transformer alone (no pooling)."""
+        """A bare Hugging Face encoder: the Transformer alone (no pooling).
+
+        ``load_kwargs`` are sentence-transformers' loader arguments (``token``,
+        ``cache_folder``, ``revision``, ``trust_remote_code``,
+        ``local_files_only``, ``model_kwargs``, ``processor_kwargs``,
+        ``config_kwargs``).
+        """
         logger.warning(
             "No sentence-transformers model found with name %s; building a ColBERT "
             "from the bare encoder with a new projection.",
             model_name_or_path,
         )
         shared = {
-            "token": token,
-            "trust_remote_code": trust_remote_code,
-            "revision": revision,
-            "local_files_only": local_files_only,
+            key: load_kwargs.get(key)
+            for key in ("token", "trust_remote_code", "revision", "local_files_only")
         }
         transformer = Transformer(
             model_name_or_path,
-            cache_dir=cache_folder,
-            model_kwargs={**shared, **(model_kwargs or {})},
-            processor_kwargs={**shared, **(processor_kwargs or {})},
-            config_kwargs={**shared, **(config_kwargs or {})},
+            cache_dir=load_kwargs.get("cache_folder"),
+            model_kwargs={**shared, **(load_kwargs.get("model_kwargs") or {})},
+            processor_kwargs={**shared, **(load_kwargs.get("processor_kwargs") or {})},
+            config_kwargs={**shared, **(load_kwargs.get("config_kwargs") or {})},
             backend=self.backend,
         )
-        if not local_files_only:
-            self.model_card_data.set_base_model(model_name_or_path, revision=revision)
+        if not load_kwargs.get("local_files_only"):
+            self.model_card_data.set_base_model(
+                model_name_or_path, revision=load_kwargs.get("revision")
+            )
         return [transformer], {}
 
     def _load_config_modules(
-        self,
-        model_name_or_path: str,
-        token: bool | str | None,
-        cache_folder: str | None,
-        revision: str | None = None,
-        trust_remote_code: bool = False,
-        local_files_only: bool = False,
-        model_kwargs: dict[str, Any] | None = None,
-        processor_kwargs: dict[str, Any] | None = None,
-        config_kwargs: dict[str, Any] | None = None,
+        self, model_name_or_path: str, **load_kwargs: Any
     ) -> tuple[OrderedDict[str, nn.Module], dict[str, Any]]:
         """Load modules.json, keep Transformer and Dense layers, read PyLate settings."""
-        modules, _ = super()._load_config_modules(
-            model_name_or_path,
-            token=token,
-            cache_folder=cache_folder,
-            revision=revision,
-            trust_remote_code=trust_remote_code,
-            local_files_only=local_files_only,
-            model_kwargs=model_kwargs,
-            processor_kwargs=processor_kwargs,
-            config_kwargs=config_kwargs,
-        )
+        modules, _ = super()._load_config_modules(model_name_or_path, **load_kwargs)
         config_path = load_file_path(
             model_name_or_path,
             "config_sentence_transformers.json",
-            token=token,
-            cache_folder=cache_folder,
-            revision=revision,
-            local_files_only=local_files_only,
+            token=load_kwargs.get("token"),
+            cache_folder=load_kwargs.get("cache_folder"),
+            revision=load_kwargs.get("revision"),
+            local_files_only=load_kwargs.get("local_files_only", False),
         )
         if config_path is not None:
             with open(config_path, encoding="utf8") as f:

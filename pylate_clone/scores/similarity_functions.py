@@ -18,20 +18,23 @@ class SimilarityFunction(Enum):
         similarity_function: str | SimilarityFunction,
     ) -> Callable:
         """Return the all-pairs scorer for ``similarity_function`` (``(A, B)`` scores)."""
-        if SimilarityFunction(similarity_function) is SimilarityFunction.MAXSIM:
-            return colbert_scores
-        raise ValueError(f"Unsupported similarity function {similarity_function!r}.")
+        return _SCORERS[SimilarityFunction(similarity_function)][0]
 
     @staticmethod
     def to_similarity_pairwise_fn(
         similarity_function: str | SimilarityFunction,
     ) -> Callable:
         """Return the pairwise scorer for ``similarity_function`` (``(n,)`` scores)."""
-        if SimilarityFunction(similarity_function) is SimilarityFunction.MAXSIM:
-            return colbert_scores_pairwise
-        raise ValueError(f"Unsupported similarity function {similarity_function!r}.")
+        return _SCORERS[SimilarityFunction(similarity_function)][1]
 
     @staticmethod
     def possible_values() -> list[str]:
         """Names accepted by the constructor."""
         return [member.value for member in SimilarityFunction]
+
+
+# (all-pairs, pairwise) scorer of each member; an unknown name already fails
+# in SimilarityFunction(...) with a ValueError listing nothing unexpected.
+_SCORERS: dict[SimilarityFunction, tuple[Callable, Callable]] = {
+    SimilarityFunction.MAXSIM: (colbert_scores, colbert_scores_pairwise),
+}
