@@ -14,12 +14,11 @@ from torch import Tensor
 
 from ..scores import ColBERTScores
 from ..utils.validation import check_int
-from ._base import ColBERTLoss
+from ._base import ColBERTLoss, check_temperature
 from ._common import (
     Columns,
     Labels,
     Masks,
-    check_temperature,
     chunked_scores,
     embed,
     stack_documents,
