@@ -43,11 +43,9 @@ class CachedContrastive(ColBERTLoss, CachedLossMixin):
     ``CachedLossMixin``; this class supplies the ColBERT embedding and loss.
 
     Loss value and gradients equal :class:`Contrastive`'s on the same batch (up to
-    float rounding). **Deliberate difference from PyLate 1.6.0:** PyLate returns
-    the same loss value but back-propagates the *summed* per-query losses into the
-    cache before dividing by the batch size, so its gradients are ``batch_size``
-    times too large. Here the cached gradients are those of the returned loss (the
-    mean when ``size_average=True``), as GradCache intends.
+    float rounding): the cached gradients are those of the returned loss (the
+    mean when ``size_average=True``), as GradCache intends (PyLate's differ; see
+    the README's "Differences from PyLate").
 
     Parameters
     ----------

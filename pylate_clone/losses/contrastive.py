@@ -62,8 +62,8 @@ class Contrastive(ColBERTLoss):
         gradients) so each query also sees the other ranks' documents as
         negatives. The loss of a rank is the mean over its own queries; with DDP's
         gradient averaging, the resulting update equals a single-process step on
-        the concatenated batch (PyLate additionally multiplies the loss by the
-        world size, which scales gradients by the world size; we do not).
+        the concatenated batch (not PyLate's; see the README's "Differences from
+        PyLate").
     temperature
         Scores are divided by ``temperature`` before the softmax.
 
