@@ -12,6 +12,8 @@ from safetensors.torch import load_file as load_safetensors
 from sentence_transformers.base.modules.dense import Dense as STDense
 from torch import nn
 
+from ..utils.validation import check_int
+
 # The type string PyLate writes in modules.json; we write it too so PyLate and
 # sentence-transformers' MultiVectorEncoder load our checkpoints.
 PYLATE_DENSE_TYPE = "pylate.models.Dense.Dense"
@@ -72,12 +74,8 @@ class Dense(STDense):
         init_bias: torch.Tensor | None = None,
         use_residual: bool = False,
     ) -> None:
-        for name, value in (
-            ("in_features", in_features),
-            ("out_features", out_features),
-        ):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        check_int("in_features", in_features)
+        check_int("out_features", out_features)
         super().__init__(
             in_features=in_features,
             out_features=out_features,

@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from scipy.cluster.hierarchy import fcluster, linkage
 
+from ..utils.validation import check_int
+
 
 def pool_embeddings_hierarchical(
     documents_embeddings: list[torch.Tensor],
@@ -30,12 +32,8 @@ def pool_embeddings_hierarchical(
         Per document, ``(protected + n_clusters, H)`` on CPU; the cluster means are
         in label order and are not re-normalised.
     """
-    if not isinstance(pool_factor, int) or pool_factor < 1:
-        raise ValueError(f"pool_factor must be an integer >= 1, got {pool_factor!r}.")
-    if not isinstance(protected_tokens, int) or protected_tokens < 0:
-        raise ValueError(
-            f"protected_tokens must be an integer >= 0, got {protected_tokens!r}."
-        )
+    check_int("pool_factor", pool_factor)
+    check_int("protected_tokens", protected_tokens, minimum=0)
     pooled = []
     for embeddings in documents_embeddings:
         embeddings = embeddings.cpu()

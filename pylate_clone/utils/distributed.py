@@ -16,6 +16,8 @@ from collections.abc import Sequence
 import torch
 import torch.distributed as dist
 
+from .tensor import pad_dim
+
 logger = logging.getLogger(__name__)
 
 _warned = False
@@ -66,13 +68,6 @@ def gather_sizes(tensor: torch.Tensor) -> list[int]:
     return [int(size.item()) for size in sizes]
 
 
-def _pad_rows(tensor: torch.Tensor, rows: int) -> torch.Tensor:
-    if tensor.shape[0] == rows:
-        return tensor.contiguous()
-    padding = tensor.new_zeros((rows - tensor.shape[0], *tensor.shape[1:]))
-    return torch.cat([tensor, padding], dim=0)
-
-
 def all_gather(tensor: torch.Tensor) -> Sequence[torch.Tensor]:
     """Gather ``tensor`` from every rank; only the local slice keeps its gradient.
 
@@ -94,7 +89,7 @@ def all_gather(tensor: torch.Tensor) -> Sequence[torch.Tensor]:
         return [tensor]
     sizes = gather_sizes(tensor)
     rows = max(sizes)
-    padded = _pad_rows(tensor.detach(), rows)
+    padded = pad_dim(tensor.detach(), rows, dim=0).contiguous()
     gathered = [torch.empty_like(padded) for _ in sizes]
     dist.all_gather(gathered, padded)
     gathered = [g[:size] for g, size in zip(gathered, sizes)]
@@ -124,6 +119,6 @@ def all_gather_with_gradients(tensor: torch.Tensor) -> Sequence[torch.Tensor]:
     import torch.distributed.nn
 
     sizes = gather_sizes(tensor)
-    padded = _pad_rows(tensor, max(sizes))
+    padded = pad_dim(tensor, max(sizes), dim=0).contiguous()
     gathered = torch.distributed.nn.all_gather(padded)
     return [g[:size] for g, size in zip(gathered, sizes)]

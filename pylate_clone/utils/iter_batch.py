@@ -7,6 +7,8 @@ from typing import TypeVar
 
 import tqdm
 
+from .validation import check_int
+
 T = TypeVar("T")
 
 
@@ -26,8 +28,7 @@ def iter_batch(
     desc
         Label of the progress bar.
     """
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    check_int("batch_size", batch_size)
     starts = range(0, len(X), batch_size)
     if tqdm_bar:
         starts = tqdm.tqdm(starts, desc=desc, total=len(starts), position=0)

@@ -6,6 +6,8 @@ import ast
 import logging
 from typing import Any
 
+from .validation import check_int
+
 logger = logging.getLogger(__name__)
 
 
@@ -74,8 +76,7 @@ class KDProcessing:
     def __init__(
         self, queries: Any, documents: Any, split: str = "train", n_ways: int = 32
     ) -> None:
-        if not isinstance(n_ways, int) or n_ways < 1:
-            raise ValueError(f"n_ways must be a positive integer, got {n_ways!r}.")
+        check_int("n_ways", n_ways)
         self.queries = _select_split(queries, split, "queries")
         self.documents = _select_split(documents, split, "documents")
         _require_columns(self.queries, ("query_id", "text"), "queries")
