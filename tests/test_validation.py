@@ -159,6 +159,15 @@ def test_as_matrices_squeezes_one_item_batch_and_quotes_ids():
         as_matrices(_matrix(3), "queries_embeddings", allow_single=False)
 
 
+def test_as_matrices_nonempty_refuses_what_an_index_cannot_hold():
+    assert as_matrices([], "documents_embeddings") == []
+    with pytest.raises(ValueError, match="documents_embeddings is empty"):
+        as_matrices([], "documents_embeddings", nonempty=True)
+    empty_item = [_matrix(2), np.zeros((0, H), dtype=np.float32)]
+    with pytest.raises(ValueError, match=r"\[1\] \(document id 7\) has no token"):
+        as_matrices(empty_item, "documents_embeddings", nonempty=True, ids=[3, 7])
+
+
 def test_check_finite_on_a_concatenation_names_item_and_token():
     tokens = np.concatenate([_matrix(3), _matrix(4), _matrix(2)])
     tokens[5, 2] = np.inf

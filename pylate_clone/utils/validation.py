@@ -147,12 +147,13 @@ def check_matrix(
 def as_matrices(
     value: Any,
     name: str,
-    *,
     dim: int | None = None,
+    finite: bool = True,
+    *,
     allow_single: bool = True,
     ids: Sequence[Any] | None = None,
     squeeze: bool = True,
-    finite: bool = True,
+    nonempty: bool = False,
 ) -> list[Matrix]:
     """Split and check a batch of per-item embedding matrices.
 
@@ -167,14 +168,17 @@ def as_matrices(
     dim
         Expected dimension of every item; ``None`` takes the first item's and
         requires the others to match it.
+    finite
+        Check that every value is finite (see :func:`check_finite`).
     allow_single
         Accept a lone 2-D matrix as one item.
     ids
         Document ids, quoted next to the position in error messages.
     squeeze
         Accept ``(1, L, dim)`` items (see :func:`check_matrix`).
-    finite
-        Check that every value is finite (one vectorised test for the batch).
+    nonempty
+        Refuse an empty batch and items without token vectors (what an index
+        cannot store or search).
 
     Returns
     -------
@@ -200,9 +204,15 @@ def as_matrices(
             f"{name} must be a list of (n_tokens, dim) matrices, a numpy array or "
             f"a tensor, got {type(value).__name__}."
         )
+    if nonempty and not items:
+        raise ValueError(f"{name} is empty: expected at least one matrix.")
     matrices = []
     for i, item in enumerate(items):
         matrix = check_matrix(item, _label(name, i, ids), dim=dim, squeeze=squeeze)
+        if nonempty and matrix.shape[0] == 0:
+            raise ValueError(
+                f"{_label(name, i, ids)} has no token vectors: expected at least one."
+            )
         dim = matrix.shape[1] if dim is None else dim
         matrices.append(matrix)
     if finite:
