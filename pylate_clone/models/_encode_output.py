@@ -41,7 +41,8 @@ def to_numpy(values: list[torch.Tensor]) -> list[np.ndarray]:
     return converted
 
 
-def _finish(values: list[torch.Tensor], to_numpy_arrays: bool) -> list[Any]:
+def _as_requested(values: list[torch.Tensor], to_numpy_arrays: bool) -> list[Any]:
+    """Numpy arrays when asked, else the tensors as they are."""
     return to_numpy(values) if to_numpy_arrays else values
 
 
@@ -70,7 +71,7 @@ def shape_token_embeddings(
             precision=options.precision,
         )
         embeddings = [torch.from_numpy(row) for row in quantized]
-    return _finish(embeddings, options.to_numpy)
+    return _as_requested(embeddings, options.to_numpy)
 
 
 def shape_full_output(
@@ -85,5 +86,5 @@ def shape_full_output(
     for key, items in values.items():
         if options.padding:
             items = pad_items(items, padding_values[key])
-        output[key] = _finish([items[i] for i in inverse], options.to_numpy)
+        output[key] = _as_requested([items[i] for i in inverse], options.to_numpy)
     return output

@@ -24,7 +24,8 @@ import torch
 
 Matrix = np.ndarray | torch.Tensor
 
-_REFUSED_NUMPY_KINDS = {"b": "bool", "O": "object", "U": "str", "S": "bytes"}
+# numpy dtype kinds of real numbers: float, signed and unsigned integer.
+_NUMERIC_KINDS = frozenset("fiu")
 
 
 def check_int(name: str, value: Any, minimum: int = 1, allow_none: bool = False):
@@ -80,7 +81,7 @@ def check_numeric(value: Matrix, label: str) -> None:
             )
         return
     kind = value.dtype.kind
-    if kind in _REFUSED_NUMPY_KINDS or kind == "c":
+    if kind not in _NUMERIC_KINDS:
         raise TypeError(
             f"{label} must hold real numbers, got an array of dtype {value.dtype}."
         )
