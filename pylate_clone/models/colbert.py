@@ -4,8 +4,8 @@ This module holds the ``ColBERT`` class and its public methods; the work is done
 by the modules named after each job: ``_settings`` (defaults and precedence),
 ``_loading`` (sentence-transformers loader hooks, checkpoint conversion),
 ``_tokenize`` (tokenizer changes, tokenization), ``_encode`` and
-``_encode_output`` (the encode loop and output shaping), ``checkpoint``
-(saving in PyLate's format) and ``utils.multi_process`` (worker processes).
+``_encode_output`` (the encode loop and output shaping), ``_multi_process``
+(worker processes) and ``checkpoint`` (saving in PyLate's format).
 """
 
 from __future__ import annotations
@@ -15,17 +15,16 @@ import os
 from collections.abc import Iterable
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 from torch import nn
 
 from ..scores import SimilarityFunction
-from ..utils import multi_process
 from ..utils.tensor import skiplist_mask
 from . import _tokenize
 from ._encode import encode_groups, encode_options, encode_texts
 from ._loading import LoaderHooks, add_projections
+from ._multi_process import MultiProcessEncoding
 from ._settings import (  # noqa: F401  (re-exported: PyLate's import paths)
     DEFAULT_DOCUMENT_LENGTH,
     DEFAULT_DOCUMENT_PREFIX,
@@ -45,7 +44,7 @@ from .pooling import pool_embeddings_hierarchical
 logger = logging.getLogger(__name__)
 
 
-class ColBERT(LoaderHooks, SentenceTransformer):
+class ColBERT(LoaderHooks, MultiProcessEncoding, SentenceTransformer):
     """ColBERT late-interaction encoder with PyLate's API.
 
     Loads a PyLate checkpoint, a sentence-transformers model (its Dense layers are
@@ -376,65 +375,6 @@ class ColBERT(LoaderHooks, SentenceTransformer):
             pool_factor=pool_factor,
             protected_tokens=protected_tokens,
         )
-
-    # ------------------------------------------------------------------ multi-process
-
-    def start_multi_process_pool(
-        self, target_devices: list[str] | None = None
-    ) -> dict[str, Any]:
-        """Start one encoding worker process per device (default: every GPU, else 4 CPU workers).
-
-        Returns
-        -------
-        dict
-            ``{"input": Queue, "output": Queue, "processes": [...]}`` for
-            :meth:`encode_multi_process` and :meth:`stop_multi_process_pool`.
-        """
-        return multi_process.start_pool(self, target_devices)
-
-    def encode_multi_process(
-        self,
-        sentences: list[str],
-        pool: dict[str, Any],
-        prompt_name: str | None = None,
-        prompt: str | None = None,
-        batch_size: int = 32,
-        chunk_size: int | None = None,
-        precision: str = "float32",
-        normalize_embeddings: bool = True,
-        padding: bool = False,
-        is_query: bool = True,
-        pool_factor: int = 1,
-        protected_tokens: int = 1,
-    ) -> list[np.ndarray]:
-        """Encode ``sentences`` with the worker processes of ``pool``.
-
-        Returns
-        -------
-        list[numpy.ndarray]
-            One ``(n_tokens, H)`` array per sentence, in input order.
-        """
-        return multi_process.encode_with_pool(
-            pool,
-            sentences,
-            chunk_size=chunk_size,
-            encode_kwargs={
-                "prompt_name": prompt_name,
-                "prompt": prompt,
-                "batch_size": batch_size,
-                "precision": precision,
-                "normalize_embeddings": normalize_embeddings,
-                "padding": padding,
-                "is_query": is_query,
-                "pool_factor": pool_factor,
-                "protected_tokens": protected_tokens,
-            },
-        )
-
-    @staticmethod
-    def stop_multi_process_pool(pool: dict[str, Any]) -> None:
-        """Terminate the workers of ``pool`` and close its queues."""
-        multi_process.stop_pool(pool)
 
     # ------------------------------------------------------------------ saving
 
