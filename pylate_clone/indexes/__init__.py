@@ -13,6 +13,7 @@ The native libraries are imported only when an index is constructed.
 
 from ._storage import IndexFormatError
 from .base import Base
+from .migrate import migrate_pylate_index
 from .plaid import PLAID, FastPlaid
 from .scann import ScaNN
 from .stanford_plaid import StanfordPLAID
@@ -24,6 +25,7 @@ __all__ = [
     "Base",
     "FastPlaid",
     "IndexFormatError",
+    "migrate_pylate_index",
     "PLAID",
     "ScaNN",
     "StanfordPLAID",
