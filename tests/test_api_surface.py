@@ -43,12 +43,50 @@ DEFAULT_EXCEPTIONS = {
     },
 }
 
+# Accepted, documented differences (docs/differences_api.md): these exact
+# problem lines are tolerated; any other problem on the same name still fails.
+ACCEPTED_PROBLEMS = {
+    # Our Base is the storage base of every index (folder, name, override);
+    # PyLate's is an abstract stub with (name, recreate) that nothing calls.
+    "pylate.indexes.base.Base.__call__: 'k' default 10, PyLate 5",
+    "pylate.indexes.base.Base.__init__: missing parameter 'name'",
+    "pylate.indexes.base.Base.__init__: missing parameter 'recreate'",
+    "pylate.indexes.base.Base.add_documents: missing parameter 'batch_size'",
+    # None means identity here; PyLate's default is an nn.Identity() instance.
+    "pylate.models.Dense.__init__: 'activation_function' default None, "
+    "PyLate Identity()",
+    "pylate.models.Dense.Dense.__init__: 'activation_function' default None, "
+    "PyLate Identity()",
+}
+
+# Names another engineer's branch provides (lead: once merged these pass, and
+# strict xfail then fails: delete the entry).
+OTHER_BRANCH = {
+    ("pylate.indexes", "PLAID"): "IDX: PLAID positional order, document_ids=",
+    ("pylate.indexes.plaid", "PLAID"): "IDX: PLAID positional order, document_ids=",
+    ("pylate.indexes", "Voyager"): "IDX: get_documents_embeddings(document_ids=)",
+    (
+        "pylate.indexes.voyager",
+        "Voyager",
+    ): "IDX: get_documents_embeddings(document_ids=)",
+    ("pylate.indexes.fast_plaid", "FastPlaid"): "IDX: indexes/fast_plaid.py",
+}
+OTHER_BRANCH_MODULES = {"pylate.indexes.fast_plaid": "IDX: indexes/fast_plaid.py"}
+
 # Module-level helpers PyLate defines but does not export: implementation
 # details of PyLate's own modules, which PyLate code has no reason to import.
 # Each one here is checked to be still absent, so this list stays accurate.
 NOT_PROVIDED = {
     "pylate.scores._flash_backend": "private module (flash kernels, GPU only)",
     "pylate.scores._lik_backend": "private module (LIK kernels, GPU only)",
+}
+NOT_PROVIDED_NAMES = {
+    # Private copies of indexes.utils.reshape_embeddings inside PyLate modules.
+    ("pylate.indexes.voyager", "reshape_embeddings"): "use indexes.utils's",
+    ("pylate.rank.rank", "reshape_embeddings"): "use indexes.utils's",
+    # score_xtr lives in rank.xtr (rank.score_xtr); re-exporting it from
+    # rank.rank would make an import cycle.
+    ("pylate.rank.rank", "score_xtr"): "use rank.score_xtr",
 }
 
 
@@ -60,13 +98,55 @@ def _public_modules() -> list[str]:
     return sorted(m for m in SURFACE if m not in NOT_PROVIDED)
 
 
-def _exported() -> list[tuple[str, str]]:
-    return [(m, name) for m in _public_modules() for name in SURFACE[m]["names"]]
+def _param(module: str, name: str):
+    if (module, name) in OTHER_BRANCH:
+        mark = pytest.mark.xfail(strict=True, reason=OTHER_BRANCH[(module, name)])
+        return pytest.param(module, name, marks=mark)
+    return pytest.param(module, name)
+
+
+def _exported() -> list:
+    return [
+        _param(m, name)
+        for m in _public_modules()
+        for name in SURFACE[m]["names"]
+        if (m, name) not in NOT_PROVIDED_NAMES
+    ]
+
+
+def _modules() -> list:
+    return [
+        pytest.param(
+            m,
+            marks=pytest.mark.xfail(strict=True, reason=OTHER_BRANCH_MODULES[m]),
+        )
+        if m in OTHER_BRANCH_MODULES
+        else m
+        for m in _public_modules()
+    ]
+
+
+def _default_repr(value: object) -> str:
+    # Functions print with their address: compare them by qualified name.
+    if inspect.isfunction(value):
+        return f"<function {value.__qualname__}"
+    return repr(value)
+
+
+def _same_default(ours: object, theirs: str) -> bool:
+    if theirs.startswith("<function "):
+        return _default_repr(ours) == theirs.split(" at 0x")[0]
+    return repr(ours) == theirs
 
 
 def _compatible(theirs: list[dict], ours: inspect.Signature, where: str) -> list[str]:
     problems = []
     params = list(ours.parameters.values())
+    # self/cls are not part of the call signature users see.
+    if params and params[0].name in ("self", "cls"):
+        params = params[1:]
+    if theirs and theirs[0]["name"] in ("self", "cls"):
+        theirs = theirs[1:]
     var_kw = any(p.kind is p.VAR_KEYWORD for p in params)
     by_name = {p.name: p for p in params}
     position = 0
@@ -96,7 +176,7 @@ def _compatible(theirs: list[dict], ours: inspect.Signature, where: str) -> list
                 problems.append(
                     f"{where}: {name!r} needs default {expected['default']}"
                 )
-            elif repr(ours_p.default) != expected["default"]:
+            elif not _same_default(ours_p.default, expected["default"]):
                 problems.append(
                     f"{where}: {name!r} default {ours_p.default!r}, "
                     f"PyLate {expected['default']}"
@@ -113,7 +193,7 @@ def _compatible(theirs: list[dict], ours: inspect.Signature, where: str) -> list
     return problems
 
 
-@pytest.mark.parametrize("module", _public_modules())
+@pytest.mark.parametrize("module", _modules())
 def test_module_path_resolves(module: str) -> None:
     importlib.import_module(_ours(module))
 
@@ -148,6 +228,7 @@ def test_name_resolves_with_compatible_signature(module: str, name: str) -> None
             except (TypeError, ValueError):
                 continue
             problems += _compatible(parameters, signature, f"{where}.{method}")
+    problems = [p for p in problems if p not in ACCEPTED_PROBLEMS]
     assert not problems, "\n".join(problems)
 
 
@@ -157,10 +238,17 @@ def test_not_provided_list_is_accurate(module: str) -> None:
         importlib.import_module(_ours(module))
 
 
+@pytest.mark.parametrize("module,name", sorted(NOT_PROVIDED_NAMES))
+def test_not_provided_names_are_absent(module: str, name: str) -> None:
+    assert not hasattr(importlib.import_module(_ours(module)), name)
+
+
 def test_top_level_all_matches() -> None:
     import pylate_clone
 
     for module in _public_modules():
+        if module in OTHER_BRANCH_MODULES:
+            continue
         exported = SURFACE[module]["all"]
         ours = importlib.import_module(_ours(module))
         missing = set(exported) - set(getattr(ours, "__all__", exported))

@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 from tqdm.autonotebook import trange
 
+from ..hf_hub import PylateModelCardData
 from ..scores import SimilarityFunction
 from .checkpoint import save_pylate_checkpoint
 from .Dense import PYLATE_DENSE_TYPE, Dense
@@ -101,6 +102,8 @@ class ColBERT(SentenceTransformer):
     model_card_data
         Model card data object.
     """
+
+    model_card_data_class = PylateModelCardData
 
     model_type = "ColBERT"
     # PyLate checkpoints name our Dense by PyLate's import path: resolve it here.
