@@ -67,7 +67,7 @@ def test_score_xtr_imputes_each_tokens_minimum_and_keeps_best_hit() -> None:
 def test_score_xtr_empty_and_bad_input() -> None:
     assert rank.score_xtr([], [], k=3) == []
     assert rank.score_xtr([[], []], [[], []], k=3) == []
-    with pytest.raises(ValueError, match="query_scores"):
+    with pytest.raises(ValueError, match="same number of query tokens"):
         rank.score_xtr([["a"]], [], k=1)
     with pytest.raises(ValueError, match="query token 1"):
         rank.score_xtr([["a"], ["b", "c"]], [[0.1], [0.2]], k=1)

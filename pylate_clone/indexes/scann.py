@@ -19,6 +19,7 @@ from .utils import (
     check_int,
     check_k,
     embedding_dim,
+    np_dtype_for,
     to_float32_numpy,
 )
 
@@ -41,6 +42,30 @@ def _import_scann():
             f"CPython 3.9-3.12). ({error})"
         ) from None
     return scann
+
+
+class UnknownDocumentError(KeyError, ValueError):
+    """An id that is not indexed: a ``KeyError`` here, a ``ValueError`` in PyLate."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def _storage_dtype(matrices: list) -> type:
+    """float16 or float32, shared by every matrix (PyLate keeps the input's)."""
+    kinds = {np_dtype_for(m.dtype) or np.float32 for m in matrices}
+    if len(kinds) > 1:
+        raise ValueError(
+            "documents_embeddings must all have the same dtype (float16 or float32), "
+            f"got {sorted(k.__name__ for k in kinds)}."
+        )
+    return kinds.pop()
+
+
+def _to_numpy(matrix: Any, dtype: type) -> np.ndarray:
+    if hasattr(matrix, "detach"):
+        matrix = matrix.detach().cpu().numpy()
+    return np.ascontiguousarray(matrix, dtype=dtype)
 
 
 class ScaNN(Base):
@@ -112,10 +137,12 @@ class ScaNN(Base):
             )
         if verbose_level not in VERBOSE_LEVELS:
             raise ValueError(
-                f"verbose_level must be one of {VERBOSE_LEVELS}, got {verbose_level!r}."
+                f"Invalid verbosity level {verbose_level!r} (verbose/verbose_level): "
+                f"expected a bool or one of {VERBOSE_LEVELS}."
             )
         self.verbose_level = verbose_level
-        self.show_progress = verbose_level != "none"
+        self.verbose = verbose_level in ("init", "all")
+        self.show_progress = self.verbose
         self.embedding_size = check_int("embedding_size", embedding_size)
         self.num_neighbors = check_int("num_neighbors", num_neighbors, allow_none=True)
         self.num_leaves = check_int("num_leaves", num_leaves, allow_none=True)
@@ -250,11 +277,9 @@ class ScaNN(Base):
                 f"already holds {len(self._ids)} documents (use override=True)."
             )
         ids, matrices = check_documents(documents_ids, documents_embeddings)
-        if embedding_dim(matrices) != self.embedding_size:
-            raise ValueError(
-                f"documents_embeddings have dimension {embedding_dim(matrices)} but "
-                f"the index was created with embedding_size={self.embedding_size}."
-            )
+        # Like PyLate, the dimension is the data's (embedding_size is a hint).
+        self.embedding_size = embedding_dim(matrices)
+        dtype = _storage_dtype(matrices)
         chunks = []
         for start in tqdm.tqdm(
             range(0, len(matrices), batch_size),
@@ -262,13 +287,13 @@ class ScaNN(Base):
             disable=not self.show_progress,
         ):
             chunks.extend(
-                to_float32_numpy(m) for m in matrices[start : start + batch_size]
+                _to_numpy(m, dtype) for m in matrices[start : start + batch_size]
             )
         vectors = np.concatenate(chunks)
         owners = np.repeat(
             np.arange(len(ids), dtype=np.int64), [len(c) for c in chunks]
         )
-        searcher = self._build(vectors)
+        searcher = self._build(vectors.astype(np.float32, copy=False))
         new_ids = DocumentIdMap(ids)
         with self._store.write() as staging:
             (staging / SEARCHER_DIR).mkdir()
@@ -281,6 +306,22 @@ class ScaNN(Base):
         self._ids, self.searcher, self._owners = new_ids, searcher, owners
         self._embeddings = vectors if self.store_embeddings else None
         return self
+
+    @property
+    def flattened_embeddings(self) -> np.ndarray | None:
+        """All stored token vectors ``(n_tokens, dim)`` in document order (PyLate's name)."""
+        return self._embeddings
+
+    @property
+    def doc_id_to_embedding_range(self) -> dict[DocumentId, tuple[int, int]]:
+        """``{document id: (first token row, token count)}`` (PyLate's name)."""
+        counts = np.bincount(self._owners, minlength=len(self._ids))
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        return {d: (int(s), int(c)) for d, s, c in zip(self._ids.ids, starts, counts)}
+
+    @property
+    def _documents_added(self) -> bool:
+        return len(self._ids) > 0
 
     def save(self) -> None:
         """No-op kept for PyLate code: every ``add_documents`` is already committed."""
@@ -365,9 +406,9 @@ class ScaNN(Base):
             ids = normalize_ids(group)
             unknown = self._ids.unknown(ids)
             if unknown:
-                raise KeyError(
-                    f"{len(unknown)} document id(s) not in the index: "
-                    f"{describe_ids(unknown)}."
+                raise UnknownDocumentError(
+                    f"Document ID {unknown[0]!r} not found in index "
+                    f"({len(unknown)} unknown: {describe_ids(unknown)})."
                 )
             positions = [self._ids.position(d) for d in ids]
             out.append(

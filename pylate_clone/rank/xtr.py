@@ -59,8 +59,8 @@ def score_xtr(
     """
     if len(query_doc_ids) != len(query_scores):
         raise ValueError(
-            f"query_doc_ids has {len(query_doc_ids)} query tokens but query_scores "
-            f"has {len(query_scores)}; they must match."
+            "query_doc_ids and query_scores must have the same number of query "
+            f"tokens: got {len(query_doc_ids)} and {len(query_scores)}."
         )
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}.")
@@ -72,8 +72,8 @@ def score_xtr(
         scores = np.asarray(scores, dtype=np.float32).reshape(-1)
         if len(ids) != len(scores):
             raise ValueError(
-                f"query token {token}: {len(ids)} document ids but {len(scores)} "
-                "scores; they must match."
+                "each query token needs matching document IDs and scores lengths: "
+                f"query token {token} has {len(ids)} ids and {len(scores)} scores."
             )
         if len(scores) == 0:
             continue
