@@ -33,16 +33,16 @@ class XTR(BaseRetriever):
 
     Examples
     --------
-    >>> import numpy as np, tempfile
+    >>> import tempfile
+    >>> import torch
     >>> from pylate_clone import indexes, retrieve
-    >>> index = indexes.Voyager(index_folder=tempfile.mkdtemp(), embedding_size=4,
-    ...                         show_progress=False)
-    >>> rng = np.random.default_rng(0)
-    >>> docs = [rng.standard_normal((3, 4)).astype("float32") for _ in range(3)]
-    >>> index = index.add_documents(["a", "b", "c"], docs)
-    >>> retriever = retrieve.XTR(index=index)
-    >>> retriever.retrieve([docs[1]], k=2, k_token=9)[0][0]["id"]
-    'b'
+    >>> vectors = torch.nn.functional.normalize(torch.randn(4, 3, 8), dim=-1)
+    >>> voyager = indexes.Voyager(
+    ...     index_folder=tempfile.mkdtemp(), embedding_size=8, show_progress=False
+    ... ).add_documents(["w", "x", "y", "z"], vectors)
+    >>> hits = retrieve.XTR(index=voyager).retrieve(vectors[2], k=1, k_token=12)
+    >>> hits[0][0]["id"]
+    'y'
     """
 
     default_k_token = 10_000
