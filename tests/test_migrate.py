@@ -130,3 +130,32 @@ def test_plaid_migration_returns_pylate_order(migrated_plaid, expected) -> None:
     _, results = migrated_plaid
     for got, want in zip(results, expected["plaid"]):
         assert [r["id"] for r in got] == [r["id"] for r in want]
+
+
+def test_failed_build_leaves_the_pylate_folder_untouched(tmp_path, monkeypatch):
+    folder = copy_folder("voyager-index", tmp_path)
+    before = sorted(os.listdir(folder))
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(indexes.Voyager, "add_documents", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        indexes.migrate_pylate_index(folder, trust_pickle=True, show_progress=False)
+    assert sorted(os.listdir(folder)) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["voyager-index"]
+
+
+def test_migration_killed_between_renames_is_finished_by_a_rerun(
+    tmp_path, expected, queries
+):
+    folder = copy_folder("voyager-index", tmp_path)
+    index = indexes.migrate_pylate_index(folder, trust_pickle=True, show_progress=False)
+    del index
+    # Recreate the state after the first rename: original moved to the backup,
+    # the new index still under its staging name.
+    os.rename(folder, tmp_path / "voyager-index.migrating-deadbeef")
+    index = indexes.migrate_pylate_index(folder, trust_pickle=True, show_progress=False)
+    assert not (tmp_path / "voyager-index.migrating-deadbeef").exists()
+    results = retrieve.ColBERT(index=index).retrieve(queries[:1], k=10)
+    assert [r["id"] for r in results[0]] == [r["id"] for r in expected["voyager"][0]]
