@@ -22,8 +22,9 @@ class StanfordPLAID(UnavailableBackend):
 
     extra = "stanford (colbert-ai)"
     reason = (
-        "the Stanford ColBERT engine (colbert-ai with run-time compiled C++ "
-        "extensions and faiss) is not bundled; use indexes.PLAID (use_fast=True)"
+        "the Stanford ColBERT engine (colbert-ai: C++ extensions compiled at run "
+        "time, faiss k-means) stores its index with torch.save pickles, which "
+        "pylate_clone does not write; use indexes.PLAID (use_fast=True)"
     )
     is_end_to_end_index = True
 
