@@ -59,7 +59,7 @@ def test_load_beir_scifact_counts(data_dir):
     assert set(documents[0]) == {"id", "text"}
     triples = evaluation.get_beir_triples(documents, queries, qrels, seed=0)
     assert len(triples) == 339
-    assert triples[0][0] in queries.values()
+    assert triples[0][0] in queries  # a query id, as in PyLate
     _, train_queries, train_qrels = evaluation.load_custom_dataset(
         str(data_dir / "scifact"), "train"
     )

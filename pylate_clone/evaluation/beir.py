@@ -1,4 +1,4 @@
-"""BEIR helpers: load a dataset, build training triples, score a retrieval run."""
+"""BEIR helpers: load a dataset, build training triples (``evaluate`` lives in metrics)."""
 
 from __future__ import annotations
 
@@ -11,20 +11,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .custom_dataset import load_custom_dataset
-from .metrics import compute_metrics
+from .metrics import DEFAULT_METRICS, add_duplicates, evaluate
+
+__all__ = [
+    "DEFAULT_METRICS",
+    "add_duplicates",
+    "evaluate",
+    "get_beir_triples",
+    "load_beir",
+]
 
 logger = logging.getLogger(__name__)
 
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{}.zip"
-DEFAULT_METRICS = [
-    "ndcg@10",
-    "hits@1",
-    "hits@2",
-    "hits@3",
-    "hits@4",
-    "hits@5",
-    "hits@10",
-]
 
 
 def _download(dataset_name: str, root: Path) -> Path:
@@ -75,83 +74,54 @@ def load_beir(
 
 def get_beir_triples(
     documents: Sequence[Mapping[str, str]],
-    queries: Mapping[str, str],
+    queries: Mapping[str, str] | Sequence[str],
     qrels: Mapping[str, Mapping[str, int]],
     seed: int | None = None,
 ) -> list[tuple[str, str, str]]:
-    """Training triples ``(query, relevant document, random document)``.
+    """Training triples ``(query, judged document text, random document text)``.
+
+    As in PyLate, the first element is the query *id* when ``queries`` is the
+    ``{query_id: text}`` dict :func:`load_beir` returns (a list pairs its items
+    with the qrels in order), every judged (query, document) row yields one
+    triple whatever its grade, and the third text is drawn uniformly from all
+    documents.
 
     Parameters
     ----------
     documents
         ``[{"id", "text"}]`` as returned by :func:`load_beir`.
     queries
-        ``{query_id: text}``.
+        ``{query_id: text}`` (its ids are used) or a list aligned with ``qrels``.
     qrels
-        ``{query_id: {doc_id: score}}``; every judged document with a positive
-        score yields one triple.
+        ``{query_id: {doc_id: grade}}``.
     seed
-        Seed for the random negatives (``None``: unseeded, like PyLate).
+        Seed for the random documents (``None``: Python's global ``random``,
+        like PyLate, so ``random.seed`` reproduces PyLate's draws).
 
     Returns
     -------
     list[tuple[str, str, str]]
-        One triple per relevant (query, document) pair.
+        One triple per qrels row.
+
+    Raises
+    ------
+    KeyError
+        If a qrels row names a document that is not in ``documents``.
     """
     texts = {document["id"]: document["text"] for document in documents}
     pool = list(texts.values())
-    rng = random.Random(seed)
+    draw = random.choice if seed is None else random.Random(seed).choice
+    if isinstance(queries, Mapping):
+        pairs = list(qrels.items())
+    else:
+        pairs = list(zip(queries, qrels.values()))
     triples = []
-    for query_id, judged in qrels.items():
-        query = queries[query_id]
-        for doc_id, score in judged.items():
-            if score > 0 and doc_id in texts:
-                triples.append((query, texts[doc_id], rng.choice(pool)))
+    for query, judged in pairs:
+        for doc_id in judged:
+            if doc_id not in texts:
+                raise KeyError(
+                    f"qrels of query {query!r} name document {doc_id!r}, which is "
+                    "not in documents."
+                )
+            triples.append((query, texts[doc_id], draw(pool)))
     return triples
-
-
-def add_duplicates(queries: Sequence[str], scores: Sequence) -> list:
-    """Expand ``scores`` (one list per distinct query) to one list per query."""
-    first = {}
-    for position, query in enumerate(dict.fromkeys(queries)):
-        first[query] = scores[position]
-    return [first[query] for query in queries]
-
-
-def evaluate(
-    scores: Sequence[Sequence[Mapping]],
-    qrels: Mapping[str, Mapping[str, int]],
-    queries: Sequence[str] | Mapping[str, str],
-    metrics: list[str] | None = None,
-) -> dict[str, float] | float:
-    """Score a retrieval run against qrels (ranx metric names and definitions).
-
-    Parameters
-    ----------
-    scores
-        For each query, the retrieved ``[{"id": doc_id, "score": float}]``.
-    qrels
-        ``{query_id: {doc_id: score}}``.
-    queries
-        The query ids the ``scores`` belong to, in the same order (a dict is
-        read as its keys).
-    metrics
-        Metric names, e.g. ``["map", "ndcg@10", "recall@100"]``; default
-        ``ndcg@10`` and ``hits@1..5, 10``.
-
-    Returns
-    -------
-    dict[str, float] | float
-        ``{metric: mean value}``, or a float for a single metric.
-    """
-    queries = list(queries.keys()) if isinstance(queries, Mapping) else list(queries)
-    if len(queries) > len(scores):
-        scores = add_duplicates(queries, scores)
-    if len(queries) != len(scores):
-        raise ValueError(f"Got {len(scores)} result lists for {len(queries)} queries.")
-    run = {
-        query: {str(match["id"]): float(match["score"]) for match in matches}
-        for query, matches in zip(queries, scores)
-    }
-    qrels = {str(q): {str(d): s for d, s in docs.items()} for q, docs in qrels.items()}
-    return compute_metrics(qrels, run, metrics or DEFAULT_METRICS)

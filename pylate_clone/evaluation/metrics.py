@@ -1,89 +1,75 @@
-"""Ranking metrics with ranx's names and definitions, without the ranx dependency.
+"""Ranking metrics computed by ranx, the field's library (extra ``eval``).
 
 Relevance comes from qrels (``{query_id: {doc_id: grade}}``, grade > 0 is
 relevant); runs are ``{query_id: {doc_id: score}}``. Every query of the qrels
-counts (a query missing from the run scores 0, as ranx's ``make_comparable``),
-run queries without qrels are ignored, and the mean over queries is reported.
+counts (ranx's ``make_comparable``: a query missing from the run scores 0), run
+queries without qrels are ignored, and the mean over queries is reported.
 
-Supported metric names: ``ndcg``, ``ndcg_burges``, ``hits``, ``hit_rate``,
-``precision``, ``recall``, ``mrr``, ``map``, ``r-precision``, each optionally with
-a cut-off ``@k`` (e.g. ``ndcg@10``, ``hits@1``, ``map@100``).
+Metric names are ranx's, each optionally with a cut-off ``@k``: ``hits``,
+``hit_rate``, ``precision``, ``recall``, ``f1``, ``r-precision``, ``mrr``,
+``map``, ``ndcg``, ``ndcg_burges``, ``dcg``, ``dcg_burges``, ``bpref`` and
+``rbp.P`` (rank-biased precision with persistence ``P``, e.g. ``rbp.95``).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-Qrels = Mapping[str, Mapping[str, float]]
-Run = Mapping[str, Mapping[str, float]]
-
-
-def _ranking(results: Mapping[str, float]) -> list[str]:
-    return [doc for doc, _ in sorted(results.items(), key=lambda x: (-x[1], str(x[0])))]
-
-
-def _dcg(gains: list[float], burges: bool) -> float:
-    return sum(
-        ((2**g - 1) if burges else g) / math.log2(rank + 2)
-        for rank, g in enumerate(gains)
-    )
-
-
-def _query_metric(
-    name: str, k: int | None, ranking: list[str], judged: Mapping[str, float]
-) -> float:
-    relevant = {doc for doc, grade in judged.items() if grade > 0}
-    if not relevant:
-        return 0.0
-    top = ranking if k is None else ranking[:k]
-    hits = [doc in relevant for doc in top]
-    if name == "hits":
-        return float(sum(hits))
-    if name == "hit_rate":
-        return float(any(hits))
-    if name == "precision":
-        return sum(hits) / (k if k is not None else max(len(top), 1))
-    if name == "recall":
-        return sum(hits) / len(relevant)
-    if name == "r-precision":
-        return sum(doc in relevant for doc in ranking[: len(relevant)]) / len(relevant)
-    if name == "mrr":
-        return next((1.0 / (rank + 1) for rank, hit in enumerate(hits) if hit), 0.0)
-    if name == "map":
-        found, total = 0, 0.0
-        for rank, hit in enumerate(hits):
-            if hit:
-                found += 1
-                total += found / (rank + 1)
-        return total / len(relevant)
-    if name in ("ndcg", "ndcg_burges"):
-        burges = name == "ndcg_burges"
-        gains = [max(float(judged.get(doc, 0)), 0.0) for doc in top]
-        ideal = sorted((float(g) for g in judged.values() if g > 0), reverse=True)
-        ideal = ideal if k is None else ideal[:k]
-        best = _dcg(ideal, burges)
-        return _dcg(gains, burges) / best if best > 0 else 0.0
-    raise ValueError(f"Unknown metric {name!r}.")
+METRICS = (
+    "hits",
+    "hit_rate",
+    "precision",
+    "recall",
+    "f1",
+    "r-precision",
+    "mrr",
+    "map",
+    "ndcg",
+    "ndcg_burges",
+    "dcg",
+    "dcg_burges",
+    "bpref",
+    "rbp",
+)
+DEFAULT_METRICS = ["ndcg@10"] + [f"hits@{k}" for k in (1, 2, 3, 4, 5, 10)]
 
 
-def parse_metric(metric: str) -> tuple[str, int | None]:
-    """Split ``"ndcg@10"`` into ``("ndcg", 10)``."""
+def _import_ranx():
+    try:
+        import ranx
+    except ImportError as error:
+        raise ImportError(
+            "evaluation metrics need the optional 'ranx' package: "
+            f"pip install 'pylate-clone[eval]'. ({error})"
+        ) from None
+    return ranx
+
+
+def check_metric(metric: Any) -> str:
+    """Validate one metric name (``"ndcg@10"``, ``"rbp.95"``...) before ranx sees it."""
+    if not isinstance(metric, str):
+        raise TypeError(f"metric names must be str, got {type(metric).__name__}.")
     name, _, cutoff = metric.partition("@")
+    base = name.split(".", 1)[0] if name.startswith("rbp") else name
+    if base not in METRICS:
+        raise ValueError(f"Unknown metric {metric!r}; known: {', '.join(METRICS)}.")
     if cutoff and (not cutoff.isdigit() or int(cutoff) < 1):
         raise ValueError(f"Invalid cut-off in metric {metric!r}.")
-    return name, int(cutoff) if cutoff else None
+    return metric
 
 
 def compute_metrics(
-    qrels: Qrels, run: Run, metrics: list[str] | str
+    qrels: Mapping[Any, Mapping[Any, Any]],
+    run: Mapping[Any, Mapping[Any, float]],
+    metrics: list[str] | str,
 ) -> dict[str, float] | float:
-    """Mean of each metric over the qrels' queries.
+    """Mean of each metric over the qrels' queries, computed by ranx.
 
     Parameters
     ----------
     qrels
-        ``{query_id: {doc_id: relevance}}``.
+        ``{query_id: {doc_id: relevance}}`` (relevance: int or bool).
     run
         ``{query_id: {doc_id: score}}``.
     metrics
@@ -92,27 +78,89 @@ def compute_metrics(
     Returns
     -------
     dict[str, float] | float
-        ``{metric: value}``, or a float when a single metric name (``str``) or a
-        one-element list is given.
+        ``{metric: value}``, or a float for a single metric (a ``str`` or a
+        one-element list), as ranx returns.
+    """
+    names = [metrics] if isinstance(metrics, str) else list(metrics)
+    if not names:
+        raise ValueError("metrics is empty.")
+    for metric in names:
+        check_metric(metric)
+    ranx = _import_ranx()
+    qrels_dict = {
+        str(q): {str(d): int(grade) for d, grade in docs.items()}
+        for q, docs in qrels.items()
+    }
+    run_dict = {
+        str(q): {str(d): float(score) for d, score in docs.items()}
+        for q, docs in run.items()
+    }
+    result = ranx.evaluate(
+        qrels=ranx.Qrels(qrels_dict),
+        run=ranx.Run(run_dict),
+        metrics=names if len(names) > 1 else names[0],
+        make_comparable=True,
+    )
+    if isinstance(result, dict):
+        return {name: float(value) for name, value in result.items()}
+    return float(result)
+
+
+def add_duplicates(queries: Sequence[Any], scores: Sequence[Any]) -> list:
+    """Expand ``scores`` (one list per distinct query) to one list per query."""
+    first = {}
+    for position, query in enumerate(dict.fromkeys(queries)):
+        first[query] = scores[position]
+    return [first[query] for query in queries]
+
+
+def evaluate(
+    scores: Sequence[Sequence[Mapping[str, Any]]],
+    qrels: Mapping[Any, Mapping[Any, Any]],
+    queries: Sequence[Any] | Mapping[Any, Any],
+    metrics: list[str] | None = None,
+) -> dict[str, float] | float:
+    """Score a retrieval run against qrels with ranx.
+
+    Parameters
+    ----------
+    scores
+        For each query, the retrieved ``[{"id": doc_id, "score": float}]``
+        (the output of ``retrieve.ColBERT.retrieve`` or ``rank.rerank``).
+    qrels
+        ``{query_id: {doc_id: relevance}}``.
+    queries
+        The query ids ``scores`` belong to, in the same order (a dict is read
+        as its keys). When queries repeat and ``scores`` has one list per
+        distinct query, the lists are repeated to match.
+    metrics
+        ranx metric names, e.g. ``["map", "ndcg@10", "f1@5", "bpref"]``;
+        default ``ndcg@10`` and ``hits@1..5, 10``.
+
+    Returns
+    -------
+    dict[str, float] | float
+        ``{metric: mean value}``, or a float for a single metric.
+
+    Raises
+    ------
+    ValueError
+        On an unknown metric, or if ``scores`` and ``queries`` differ in length.
 
     Examples
     --------
-    >>> qrels = {"q1": {"d1": 1}, "q2": {"d3": 1}}
-    >>> run = {"q1": {"d1": 0.9, "d2": 0.1}, "q2": {"d1": 0.5, "d3": 0.4}}
-    >>> compute_metrics(qrels, run, ["mrr", "hits@1"])
-    {'mrr': 0.75, 'hits@1': 0.5}
+    >>> from pylate_clone import evaluation
+    >>> scores = [[{"id": "1", "score": 0.9}, {"id": "2", "score": 0.8}]]
+    >>> evaluation.evaluate(scores, {"q": {"2": 1}}, ["q"], metrics=["mrr", "hits@1"])
+    {'mrr': 0.5, 'hits@1': 0.0}
     """
-    single = isinstance(metrics, str)
-    names = [metrics] if single else list(metrics)
-    parsed = [parse_metric(metric) for metric in names]
-    for name, _ in parsed:
-        _query_metric(name, 1, [], {"x": 1})  # validates the name early
-    queries = list(qrels)
-    rankings = {qid: _ranking(run.get(qid, {})) for qid in queries}
-    results = {}
-    for metric, (name, k) in zip(names, parsed):
-        values = [_query_metric(name, k, rankings[qid], qrels[qid]) for qid in queries]
-        results[metric] = sum(values) / len(values) if values else 0.0
-    if single or len(names) == 1:
-        return results[names[0]]
-    return results
+    queries = list(queries.keys()) if isinstance(queries, Mapping) else list(queries)
+    if len(queries) > len(scores):
+        scores = add_duplicates(queries, scores)
+    if len(queries) != len(scores):
+        raise ValueError(f"Got {len(scores)} result lists for {len(queries)} queries.")
+    run = {
+        query: {match["id"]: match["score"] for match in matches}
+        for query, matches in zip(queries, scores)
+    }
+    return compute_metrics(qrels, run, metrics or DEFAULT_METRICS)

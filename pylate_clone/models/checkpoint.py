@@ -20,38 +20,6 @@ from .Dense import PYLATE_DENSE_TYPE, Dense
 
 TRANSFORMER_TYPE = "sentence_transformers.models.Transformer"
 
-MODEL_CARD = """---
-library_name: pylate_clone
-tags:
-- ColBERT
-- sentence-transformers
-- feature-extraction
-- late-interaction
-pipeline_tag: sentence-similarity
----
-
-# {name}
-
-A ColBERT late-interaction model saved by pylate_clone in PyLate's format. It maps
-queries and documents to one {dim}-dimensional vector per token and scores them
-with MaxSim.
-
-| setting | value |
-|---|---|
-| query prefix / length | `{query_prefix!r}` / {query_length} |
-| document prefix / length | `{document_prefix!r}` / {document_length} |
-| query expansion | {do_query_expansion} |
-| training datasets | {datasets} |
-
-```python
-import pylate_clone as pylate
-
-model = pylate.models.ColBERT("{path}")
-queries = model.encode(["what is late interaction?"], is_query=True)
-documents = model.encode(["ColBERT compares every query token with every document token."], is_query=False)
-```
-"""
-
 
 def _write_json(path: str, data: Any, indent: int) -> None:
     with open(path, "w", encoding="utf-8") as f:
@@ -135,16 +103,5 @@ def save_pylate_checkpoint(
         indent=2,
     )
     if create_model_card:
-        card = MODEL_CARD.format(
-            name=model_name or os.path.basename(os.path.abspath(path)),
-            dim=model[-1].out_features,
-            query_prefix=model.query_prefix,
-            query_length=model.query_length,
-            document_prefix=model.document_prefix,
-            document_length=model.document_length,
-            do_query_expansion=model.do_query_expansion,
-            datasets=", ".join(train_datasets) if train_datasets else "n/a",
-            path=path,
-        )
-        with open(os.path.join(path, "README.md"), "w", encoding="utf-8") as f:
-            f.write(card)
+        # hf_hub.PylateModelCardData renders PyLate's card (or keeps a loaded one).
+        model._create_model_card(path, model_name, train_datasets)

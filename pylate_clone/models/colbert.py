@@ -19,6 +19,7 @@ import torch
 from sentence_transformers import SentenceTransformer
 from torch import nn
 
+from ..hf_hub import PylateModelCardData
 from ..scores import SimilarityFunction
 from ..utils.tensor import skiplist_mask
 from . import _tokenize
@@ -89,6 +90,8 @@ class ColBERT(LoaderHooks, MultiProcessEncoding, SentenceTransformer):
     model_card_data
         Model card data object.
     """
+
+    model_card_data_class = PylateModelCardData
 
     # PyLate checkpoints name our Dense by PyLate's import path: resolve it here.
     _module_classes = {

@@ -2,5 +2,6 @@
 
 from .base import BaseRetriever
 from .colbert import ColBERT
+from .xtr import XTR
 
-__all__ = ["BaseRetriever", "ColBERT"]
+__all__ = ["BaseRetriever", "ColBERT", "XTR"]

