@@ -47,9 +47,7 @@ def available_kinds() -> list[str]:
     list[str]
         The kinds whose first class exists in :mod:`pylate_clone.indexes`.
     """
-    return [
-        kind for kind, names in _KIND_CLASSES.items() if hasattr(indexes, names[0])
-    ]
+    return [kind for kind, names in _KIND_CLASSES.items() if hasattr(indexes, names[0])]
 
 
 def index_kind(index_folder: str | os.PathLike, index_name: str) -> str | None:

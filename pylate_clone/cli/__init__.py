@@ -71,9 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     index = command("index", "Encode a corpus and add it to an index.")
     _add_encoding(index)
-    index.add_argument(
-        "--corpus", required=True, help="corpus.jsonl or a BEIR folder"
-    )
+    index.add_argument("--corpus", required=True, help="corpus.jsonl or a BEIR folder")
     _add_index_location(index)
     index.add_argument(
         "--kind",

@@ -141,8 +141,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     except KeyError as error:
         raise ValueError(f"unknown metric {error.args[0]!r}.") from None
     for metric in metrics:
-        print(
-        f"{metric} {values[metric]:.4f}")
+        print(f"{metric} {values[metric]:.4f}")
 
 
 def run_migrate(args: argparse.Namespace) -> None:

@@ -201,7 +201,9 @@ def write_run(
         _check_trec_token(str(query_id), "query id")
         for rank, hit in enumerate(ranking, start=1):
             doc_id = _check_trec_token(str(hit["id"]), "document id")
-            lines.append(f"{query_id} Q0 {doc_id} {rank} {float(hit['score']):.6f} {tag}")
+            lines.append(
+                f"{query_id} Q0 {doc_id} {rank} {float(hit['score']):.6f} {tag}"
+            )
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         temporary.write_text("\n".join(lines) + ("\n" if lines else ""), "utf-8")

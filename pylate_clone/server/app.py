@@ -20,7 +20,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from fastapi import Body, FastAPI, HTTPException
+from fastapi import Body, FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from .. import rank, retrieve
@@ -148,6 +150,16 @@ def create_app(model: Any, config: ServerConfig, index: Any = None) -> Any:
     )
     app.state.batcher = batcher
     app.state.index = index
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, error: RequestValidationError) -> Any:
+        # FastAPI's own handler echoes the raw input back and fails (HTTP 500)
+        # when the body is not UTF-8; bytes are decoded with replacement here.
+        detail = jsonable_encoder(
+            error.errors(),
+            custom_encoder={bytes: lambda raw: raw.decode("utf-8", "replace")},
+        )
+        return JSONResponse(status_code=422, content={"detail": detail})
 
     def require_index() -> Any:
         if index is None:

@@ -155,7 +155,10 @@ def serve(args: argparse.Namespace) -> None:
     index = None
     if args.index is not None:
         index = open_index(
-            args.index, args.index_name, kind=args.kind, create=bool(args.kind),
+            args.index,
+            args.index_name,
+            kind=args.kind,
+            create=bool(args.kind),
             quiet=True,
         )
     elif args.kind is not None:
@@ -224,7 +227,9 @@ def run_reporting_errors(prog: str, function: Any, *args: Any) -> int:
         message = " ".join(str(error).split()) or type(error).__name__
         if isinstance(error, KeyError):  # str(KeyError) adds quotes
             message = " ".join(str(error.args[0]).split()) if error.args else message
-        if not isinstance(error, (ValueError, OSError, ImportError, KeyError, NotImplementedError)):
+        if not isinstance(
+            error, (ValueError, OSError, ImportError, KeyError, NotImplementedError)
+        ):
             message = f"{type(error).__name__}: {message}"
         print(f"{prog}: error: {message}", file=sys.stderr)
         return 2
