@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow reading PyLate's pickle files (they can run code)",
     )
+    migrate.add_argument("--quiet", action="store_true", help="no progress bars")
     migrate.set_defaults(function=run_migrate)
     return parser
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import time
 import warnings
@@ -97,9 +98,10 @@ def evaluate_run(
     Returns
     -------
     dict[str, float]
-        One mean value per metric. Every query of the qrels counts (a query
-        missing from the run scores 0); run queries without judgements are
-        ignored. A document is never dropped for having the query's id.
+        One mean value per metric, over the queries of the qrels that have a
+        relevant document (grade > 0); such a query missing from the run
+        scores 0, run queries without judgements are ignored. A document is
+        never dropped for having the query's id.
     """
     try:
         with warnings.catch_warnings():
@@ -109,19 +111,26 @@ def evaluate_run(
         raise ImportError(
             "evaluate needs ranx: pip install 'pylate-clone[eval]'"
         ) from None
+    # A query without any relevant document has no defined nDCG or recall:
+    # it is left out of the mean (as BEIR does), not counted as 0.
+    judged = {
+        query_id: dict(grades)
+        for query_id, grades in qrels.items()
+        if any(grade > 0 for grade in grades.values())
+    }
     # ranx ranks by score; scores from the ranking's positions make the
     # written order (ties included) the evaluated order.
     run = {
         query_id: {doc: float(len(docs) - rank) for rank, doc in enumerate(docs)}
         for query_id, docs in rankings.items()
-        if query_id in qrels
+        if query_id in judged
     }
     if not run:
-        raise ValueError("no query of the run has judgements in the qrels.")
+        raise ValueError("no query of the run has a relevant document in the qrels.")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         scores = evaluate(
-            Qrels.from_dict(qrels),
+            Qrels.from_dict(judged),
             Run.from_dict(run),
             list(metrics),
             make_comparable=True,
@@ -160,11 +169,17 @@ def run_migrate(args: argparse.Namespace) -> None:
             "PyLate index folders hold pickle files, which can run code when read; "
             "pass --trust-pickle if you trust where this folder came from."
         )
+    options = {"trust_pickle": True}
+    if "show_progress" in inspect.signature(migrate).parameters:
+        options["show_progress"] = not args.quiet
     start = time.perf_counter()
-    result = migrate(os.fspath(folder), trust_pickle=True)
+    index = migrate(os.fspath(folder), **options)
     seconds = time.perf_counter() - start
-    detail = f" ({result})" if isinstance(result, (str, os.PathLike)) else ""
+    try:
+        detail = f" ({len(index)} documents, {index.kind})"
+    except (TypeError, AttributeError):
+        detail = ""
     print(
-        f"migrated {folder} in {seconds:.1f} s{detail}; "
-        f"the original is kept as {folder.name}.pylate-backup",
+        f"migrated {folder}{detail} in {seconds:.1f} s; "
+        f"the original is kept as {folder.name}.pylate-backup"
     )
