@@ -213,6 +213,8 @@ def test_index_search_evaluate_on_cranfield(cranfield, model_dir, tmp_path):
 def test_errors_are_one_line_with_status_2(cranfield, model_dir, tmp_path):
     bad_run = tmp_path / "bad.trec"
     bad_run.write_text("1 Q0 d1 1\n")
+    good_run = tmp_path / "good.trec"
+    good_run.write_text("1 Q0 d1 1 2.5 x\n")
     cases = [
         (
             [
@@ -242,7 +244,7 @@ def test_errors_are_one_line_with_status_2(cranfield, model_dir, tmp_path):
         ),
         (["evaluate", "--run", bad_run, "--qrels", cranfield], ["bad.trec:1"]),
         (
-            ["evaluate", "--run", bad_run, "--qrels", tmp_path / "nope.tsv"],
+            ["evaluate", "--run", good_run, "--qrels", tmp_path / "nope.tsv"],
             ["does not exist"],
         ),
         (
