@@ -164,7 +164,7 @@ def open_index(
 
 
 def load_model(
-    model_name_or_path: str, device: str | None = None, quiet: bool = False
+    model_name_or_path: str | os.PathLike, device: str | None = None, quiet: bool = False
 ) -> Any:
     """Load a ColBERT model; a projection created at load time is seeded.
 
@@ -196,6 +196,8 @@ def load_model(
 
         transformers_logging.disable_progress_bar()
 
+    if isinstance(model_name_or_path, os.PathLike):
+        model_name_or_path = os.fspath(model_name_or_path)
     if not isinstance(model_name_or_path, str) or not model_name_or_path.strip():
         raise ResourceError("--model must name a model folder or a model id.")
     path = Path(model_name_or_path).expanduser()
