@@ -164,7 +164,9 @@ def open_index(
 
 
 def load_model(
-    model_name_or_path: str | os.PathLike, device: str | None = None, quiet: bool = False
+    model_name_or_path: str | os.PathLike,
+    device: str | None = None,
+    quiet: bool = False,
 ) -> Any:
     """Load a ColBERT model; a projection created at load time is seeded.
 

@@ -16,27 +16,32 @@ from .formats import load_qrels, read_corpus, read_queries, read_run, write_run
 DEFAULT_METRICS = ("ndcg@10", "recall@100", "mrr@10")
 
 
+def _encode(args: argparse.Namespace, texts: list[str], is_query: bool) -> list:
+    """Load ``--model`` and encode ``texts`` with the command's batch size and bar."""
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}.")
+    model = load_model(args.model, device=args.device, quiet=args.quiet)
+    return model.encode(
+        texts,
+        is_query=is_query,
+        batch_size=args.batch_size,
+        show_progress_bar=not args.quiet,
+    )
+
+
 def run_index(args: argparse.Namespace) -> None:
     """Encode a corpus and add it to an index (created when missing).
 
     Prints one line: documents added, seconds taken, documents in the index.
     """
     ids, texts = read_corpus(args.corpus)
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}.")
     # Open (or create) the index before the slow encoding, so that a wrong
     # --kind or a foreign folder fails at once.
     index = open_index(
         args.index, args.index_name, kind=args.kind, create=True, quiet=args.quiet
     )
-    model = load_model(args.model, device=args.device, quiet=args.quiet)
     start = time.perf_counter()
-    embeddings = model.encode(
-        texts,
-        is_query=False,
-        batch_size=args.batch_size,
-        show_progress_bar=not args.quiet,
-    )
+    embeddings = _encode(args, texts, is_query=False)
     index.add_documents(documents_ids=ids, documents_embeddings=embeddings)
     seconds = time.perf_counter() - start
     print(
@@ -50,8 +55,6 @@ def run_search(args: argparse.Namespace) -> None:
     """Search an index with queries and write a TREC run."""
     if args.k < 1:
         raise ValueError(f"-k must be at least 1, got {args.k}.")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}.")
     queries_ids, texts = read_queries(args.queries)
     output = Path(args.output)
     if not output.parent.is_dir():
@@ -59,14 +62,8 @@ def run_search(args: argparse.Namespace) -> None:
     index = open_index(args.index, args.index_name, quiet=args.quiet)
     if len(index) == 0:
         raise ValueError(f"index {Path(args.index) / args.index_name} is empty.")
-    model = load_model(args.model, device=args.device, quiet=args.quiet)
     start = time.perf_counter()
-    embeddings = model.encode(
-        texts,
-        is_query=True,
-        batch_size=args.batch_size,
-        show_progress_bar=not args.quiet,
-    )
+    embeddings = _encode(args, texts, is_query=True)
     results = retrieve.ColBERT(index=index).retrieve(
         queries_embeddings=embeddings, k=min(args.k, len(index))
     )

@@ -9,13 +9,8 @@ from __future__ import annotations
 
 import sys
 
-from .main import (
-    PYLATE_DEFAULT_MODEL,
-    OneLineParser,
-    add_server_arguments,
-    run_reporting_errors,
-    serve,
-)
+from .constants import PYLATE_DEFAULT_MODEL
+from .main import OneLineParser, add_server_arguments, run_reporting_errors, serve
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,10 +15,7 @@ import sys
 from typing import Any
 
 from ..resources import available_kinds, load_model, open_index
-
-API_KEY_ENV = "PYLATE_CLONE_API_KEY"
-#: Model PyLate's server loads, and assumes when a request names none.
-PYLATE_DEFAULT_MODEL = "lightonai/GTE-ModernColBERT-v1"
+from .constants import API_KEY_ENV
 
 
 def add_server_arguments(

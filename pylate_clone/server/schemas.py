@@ -16,7 +16,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-from .main import PYLATE_DEFAULT_MODEL
+from .constants import PYLATE_DEFAULT_MODEL
 
 #: Largest ``k`` a search may ask for (larger values are refused, not clamped).
 MAX_K = 10_000
