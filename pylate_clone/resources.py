@@ -144,7 +144,10 @@ def open_index(
     path = Path(folder) / name
     if recorded is None:
         if not create:
-            raise ResourceError(f"no index at {path}.")
+            raise ResourceError(
+                f"no index at {path}; build one with 'pylate-clone index' (serve "
+                "can start an empty one with --kind)."
+            )
         cls = getattr(indexes, _KIND_CLASSES[kind or DEFAULT_KIND][0])
         return _construct(cls, folder, name, quiet)
     if kind is not None and kind != recorded:

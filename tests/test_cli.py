@@ -1,8 +1,8 @@
 """The ``pylate-clone`` command line, run as a real subprocess.
 
 The installed console script is used when it sits next to this interpreter
-(``pip install -e .`` creates it; CI installs the package that way), else
-``python -m pylate_clone.cli`` (same entry function; the test below checks
+(``pip install -e .`` creates it; CI installs the package that way), or the
+one ``PYLATE_CLONE_SCRIPT`` names, else ``python -m pylate_clone.cli`` (same entry function; the test below checks
 that ``[project.scripts]`` points at it). The data is a slice of Cranfield
 from ``../shared/data`` and the model the tiny fixture ColBERT.
 """
@@ -31,6 +31,8 @@ N_DOCUMENTS = 150
 
 
 def _command() -> list[str]:
+    if os.environ.get("PYLATE_CLONE_SCRIPT"):  # a script installed elsewhere
+        return [os.environ["PYLATE_CLONE_SCRIPT"]]
     script = Path(sys.executable).with_name("pylate-clone")
     if script.is_file():
         return [str(script)]
@@ -41,7 +43,9 @@ def _command() -> list[str]:
 
 
 def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ}
+    if not os.environ.get("PYLATE_CLONE_SCRIPT"):
+        env["PYTHONPATH"] = str(ROOT)
     env.pop("PYLATE_CLONE_DEBUG", None)
     return subprocess.run(
         [*_command(), *map(str, args)],

@@ -293,6 +293,18 @@ def test_bad_document_writes_change_nothing(client, body, field):
     assert len(client.index) == len(DOCUMENTS)
 
 
+def test_openapi_schema_lists_the_routes(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    assert set(paths) == {
+        "/health",
+        "/v1/embeddings",
+        "/v1/search",
+        "/v1/rerank",
+        "/v1/documents",
+    }
+    assert set(paths["/v1/documents"]) == {"post", "delete"}
+
+
 def test_routes_without_index_are_404(model, model_dir):
     app = create_app(model, ServerConfig(model_name=model_dir))
     with TestClient(app) as test_client:
