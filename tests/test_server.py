@@ -276,6 +276,116 @@ def test_add_search_and_remove_documents(client):
     assert "cat" not in [hit["id"] for hit in hits["results"][0]]
 
 
+def test_searches_during_writes_see_whole_states(client):
+    """Writes alternate two states (with and without "w"); every search sees one."""
+    text = "a wandering walrus wrote west"
+    base = {str(doc_id) for doc_id in DOCUMENTS}
+    errors: list[str] = []
+
+    def write() -> None:
+        for _ in range(4):
+            for method, body in (
+                ("POST", {"ids": ["w"], "documents": [text]}),
+                ("DELETE", {"ids": ["w"]}),
+            ):
+                response = client.request(method, "/v1/documents", json=body)
+                if response.status_code != 200:
+                    errors.append(f"{method} {response.status_code}")
+
+    def search() -> list[set[str]]:
+        seen = []
+        for _ in range(6):
+            response = client.post("/v1/search", json={"queries": [text], "k": 100})
+            if response.status_code != 200:
+                errors.append(f"search {response.status_code}")
+                continue
+            seen.append({str(hit["id"]) for hit in response.json()["results"][0]})
+        return seen
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        writer = pool.submit(write)
+        searches = [pool.submit(search) for _ in range(3)]
+        writer.result()
+        states = [state for future in searches for state in future.result()]
+    assert errors == []
+    assert states and all(state in (base, base | {"w"}) for state in states)
+    assert len(client.index) == len(DOCUMENTS)
+
+
+class _SlowWriteIndex:
+    """An end-to-end index whose writes take time and whose searches notice them."""
+
+    is_end_to_end_index = True
+
+    def __init__(self) -> None:
+        self.ids = ["a", "b"]
+        self.writing = False
+        self.searched_during_write = 0
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __contains__(self, doc_id) -> bool:
+        return doc_id in self.ids
+
+    def _write(self, change) -> None:
+        self.writing = True
+        time.sleep(0.1)  # long enough for searches to arrive meanwhile
+        change()
+        self.writing = False
+
+    def add_documents(self, documents_ids, documents_embeddings):
+        self._write(lambda: self.ids.extend(documents_ids))
+
+    def remove_documents(self, documents_ids):
+        self._write(lambda: [self.ids.remove(i) for i in documents_ids])
+
+    def __call__(self, queries_embeddings, k=10, subset=None):
+        self.searched_during_write += self.writing
+        time.sleep(0.05)
+        self.searched_during_write += self.writing
+        return [
+            [{"id": i, "score": 1.0} for i in self.ids[:k]] for _ in queries_embeddings
+        ]
+
+
+class _InstantModel:
+    """Encodes in no time, so the test's timing is the index's alone."""
+
+    def encode(self, texts, **kwargs):
+        return [np.ones((3, 4), dtype=np.float32) for _ in texts]
+
+
+def test_write_lock_keeps_searches_out_of_writes():
+    index = _SlowWriteIndex()
+    app = create_app(_InstantModel(), ServerConfig(model_name="m"), index=index)
+    with TestClient(app) as test_client:
+
+        def write() -> None:
+            for n in range(5):
+                body = {"ids": [f"n{n}"], "documents": ["x"]}
+                assert test_client.post("/v1/documents", json=body).status_code == 200
+            body = {"ids": [f"n{n}" for n in range(5)]}
+            assert (
+                test_client.request("DELETE", "/v1/documents", json=body).json()[
+                    "removed"
+                ]
+                == 5
+            )
+
+        def search() -> None:
+            for _ in range(15):
+                body = {"queries": ["q"], "k": 100}
+                assert test_client.post("/v1/search", json=body).status_code == 200
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            futures = [pool.submit(write)] + [pool.submit(search) for _ in range(3)]
+            for future in futures:
+                future.result()
+    assert index.ids == ["a", "b"]
+    assert index.searched_during_write == 0
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
