@@ -213,12 +213,24 @@ def test_index_search_evaluate_on_cranfield(cranfield, model_dir, tmp_path):
     assert_one_line_error(wrong, "plaid", "--kind")
 
 
-@pytest.mark.slow
-def test_errors_are_one_line_with_status_2(cranfield, model_dir, tmp_path):
+def _in_process(argv: list, capsys: pytest.CaptureFixture) -> tuple[int, str]:
+    """Exit status and stderr of ``pylate-clone ARGV`` run in this process."""
+    try:
+        status = main([str(arg) for arg in argv])
+    except SystemExit as stop:  # argparse errors
+        status = stop.code
+    return status, capsys.readouterr().err
+
+
+def test_errors_are_one_line_with_status_2(cranfield, model_dir, tmp_path, capsys):
     bad_run = tmp_path / "bad.trec"
     bad_run.write_text("1 Q0 d1 1\n")
     good_run = tmp_path / "good.trec"
     good_run.write_text("1 Q0 d1 1 2.5 x\n")
+    empty = tmp_path / "empty-index"
+    (empty / "colbert").mkdir(parents=True)
+    (empty / "colbert" / "stray.pkl").write_bytes(b"not ours")
+    search = ["search", "--model", model_dir, "--queries", cranfield]
     cases = [
         (
             [
@@ -230,49 +242,49 @@ def test_errors_are_one_line_with_status_2(cranfield, model_dir, tmp_path):
                 "--index",
                 tmp_path / "i",
             ],
-            ["does not exist"],
+            ["corpus", "does not exist"],
         ),
         (
-            [
-                "search",
-                "--model",
-                model_dir,
-                "--index",
-                tmp_path / "none",
-                "--queries",
-                cranfield,
-                "--output",
-                tmp_path / "r",
-            ],
+            [*search, "--index", tmp_path / "none", "--output", tmp_path / "r"],
             ["no index"],
+        ),
+        (
+            [*search, "--index", empty, "--output", tmp_path / "r"],
+            ["not a pylate_clone index", "migrate"],
+        ),
+        ([*search, "--index", tmp_path, "--output", tmp_path / "r", "-k", "0"], ["-k"]),
+        (
+            [*search, "--index", tmp_path, "--output", tmp_path / "no" / "r"],
+            ["output folder"],
         ),
         (["evaluate", "--run", bad_run, "--qrels", cranfield], ["bad.trec:1"]),
         (
             ["evaluate", "--run", good_run, "--qrels", tmp_path / "nope.tsv"],
-            ["does not exist"],
+            ["qrels", "does not exist"],
         ),
         (
-            [
-                "search",
-                "--model",
-                model_dir,
-                "--index",
-                tmp_path,
-                "--queries",
-                cranfield,
-                "--output",
-                tmp_path / "r",
-                "-k",
-                "0",
-            ],
-            ["-k"],
+            ["evaluate", "--run", good_run, "--qrels", cranfield, "--metrics", "bogus"],
+            ["bogus"],
         ),
         (["index", "--model", model_dir], ["required"]),
+        (["search", "--model", model_dir, "-k", "ten"], ["-k"]),
         (["frobnicate"], ["invalid choice"]),
         (["migrate", tmp_path / "not-there", "--trust-pickle"], []),
     ]
-    for args, words in cases:
-        assert_one_line_error(run_cli(*args, timeout=300), *words)
+    for argv, words in cases:
+        status, err = _in_process(argv, capsys)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert status == 2, (argv, err)
+        assert len(lines) == 1 and lines[0].startswith("pylate-clone"), (argv, err)
+        for word in words:
+            assert word in lines[0], (argv, lines[0])
+
+
+@pytest.mark.slow
+def test_errors_of_the_real_process_are_one_line(tmp_path):
+    missing = run_cli("evaluate", "--run", tmp_path / "x.trec", "--qrels", tmp_path)
+    assert_one_line_error(missing, "does not exist")
+    assert_one_line_error(run_cli("index", "--corpus", tmp_path), "required")
 
 
 @pytest.mark.slow
