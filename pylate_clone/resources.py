@@ -20,8 +20,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import indexes
-
 MANIFEST = "manifest.json"
 DEFAULT_KIND = "plaid"
 MODEL_SEED = 0
@@ -47,6 +45,8 @@ def available_kinds() -> list[str]:
     list[str]
         The kinds whose first class exists in :mod:`pylate_clone.indexes`.
     """
+    from . import indexes
+
     return [kind for kind, names in _KIND_CLASSES.items() if hasattr(indexes, names[0])]
 
 
@@ -134,9 +134,11 @@ def open_index(
         If no index exists and ``create`` is False, if ``kind`` differs from
         the recorded kind or is unknown, or if the folder cannot be read.
     """
+    from . import indexes
+
     if kind is not None and kind not in available_kinds():
         raise ResourceError(
-            f"--kind {kind!r} is not available; choose one of "
+            f"--kind {kind!r} is not an index kind of this build; choose one of "
             f"{', '.join(available_kinds())}."
         )
     folder, name = str(index_folder), str(index_name)

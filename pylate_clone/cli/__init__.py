@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..resources import available_kinds
 from ..server.main import OneLineParser, add_server_arguments, run_reporting_errors
 from .commands import (
     DEFAULT_METRICS,
@@ -75,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_index_location(index)
     index.add_argument(
         "--kind",
-        choices=available_kinds(),
+        metavar="{plaid,voyager,...}",
         default=None,
         help="kind of a new index (default plaid); an existing index keeps its own",
     )

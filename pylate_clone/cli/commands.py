@@ -9,7 +9,6 @@ import time
 import warnings
 from pathlib import Path
 
-from .. import indexes, retrieve
 from ..resources import load_model, open_index
 from .formats import load_qrels, read_corpus, read_queries, read_run, write_run
 
@@ -64,6 +63,8 @@ def run_search(args: argparse.Namespace) -> None:
         raise ValueError(f"index {Path(args.index) / args.index_name} is empty.")
     start = time.perf_counter()
     embeddings = _encode(args, texts, is_query=True)
+    from .. import retrieve
+
     results = retrieve.ColBERT(index=index).retrieve(
         queries_embeddings=embeddings, k=min(args.k, len(index))
     )
@@ -152,6 +153,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
 def run_migrate(args: argparse.Namespace) -> None:
     """Convert a PyLate 1.6 index folder in place (needs ``--trust-pickle``)."""
+    from .. import indexes
+
     migrate = getattr(indexes, "migrate_pylate_index", None)
     if migrate is None:
         raise NotImplementedError(

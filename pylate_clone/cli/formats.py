@@ -20,8 +20,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..evaluation.custom_dataset import corpus_to_documents, read_qrels
-
 RUN_TAG = "pylate_clone"
 QRELS_IN_FOLDER = ("qrels/test.tsv", "qrels.tsv")
 
@@ -105,6 +103,8 @@ def read_corpus(path: str | os.PathLike) -> tuple[list[str], list[str]]:
         corpus[doc_id] = {"title": row.get("title") or "", "text": row["text"] or ""}
     if not corpus:
         raise ValueError(f"{source} holds no documents.")
+    from ..evaluation.custom_dataset import corpus_to_documents
+
     documents = corpus_to_documents(corpus)
     return [doc["id"] for doc in documents], [doc["text"] for doc in documents]
 
@@ -129,7 +129,7 @@ def read_queries(path: str | os.PathLike) -> tuple[list[str], list[str]]:
     keep: set[str] | None = None
     if Path(path).is_dir():
         try:
-            keep = set(read_qrels(qrels_path(path)))
+            keep = set(load_qrels(path))
         except FileNotFoundError:
             keep = None
     ids, texts = [], []
@@ -150,6 +150,9 @@ def read_queries(path: str | os.PathLike) -> tuple[list[str], list[str]]:
 
 def load_qrels(path: str | os.PathLike) -> dict[str, dict[str, int]]:
     """Judgements ``{query_id: {doc_id: grade}}`` of a qrels file or folder."""
+    # The evaluation package imports sentence-transformers: only when needed.
+    from ..evaluation.custom_dataset import read_qrels
+
     source = qrels_path(path)
     try:
         qrels = read_qrels(source)

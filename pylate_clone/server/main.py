@@ -14,7 +14,7 @@ import socket
 import sys
 from typing import Any
 
-from ..resources import available_kinds, load_model, open_index
+from ..resources import load_model, open_index
 from .constants import API_KEY_ENV
 
 
@@ -50,7 +50,7 @@ def add_server_arguments(
     )
     parser.add_argument(
         "--kind",
-        choices=available_kinds(),
+        metavar="{plaid,voyager,...}",
         help="create an empty index of this kind when none exists at --index",
     )
     parser.add_argument(
