@@ -1,8 +1,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.docs-installed
 
-.PHONY: install test demo lint format bench bench-index bench-train
+.PHONY: install test demo lint format bench bench-index bench-train bench-serving docs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -36,3 +37,16 @@ bench-index: install
 
 bench-train: install
 	$(PY) benchmarks/train_step.py
+
+# 64 concurrent vs 64 sequential one-text requests to a real server (about a minute).
+bench-serving: install
+	$(PY) benchmarks/serving.py
+
+$(DOCS_STAMP): pyproject.toml $(STAMP)
+	$(PY) -m pip install -q -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+# The documentation site, into site/. The build itself fetches nothing (no web
+# fonts, no CDN); --strict turns any warning (a broken link...) into a failure.
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
