@@ -1,4 +1,4 @@
-"""Crash-safe, pickle-free on-disk layout shared by every index.
+"""Format version 1: whole-index generations (used by :class:`indexes.FastPlaid`).
 
 Layout of ``{index_folder}/{index_name}/``::
 
@@ -8,124 +8,44 @@ Layout of ``{index_folder}/{index_name}/``::
 
 A write never touches the live generation. It builds the next generation in a
 ``tmp-<hex>`` folder, fsyncs every file, renames the folder to ``gen-…`` and then
-commits by atomically replacing ``manifest.json`` (write to a temporary file,
-fsync, ``os.replace``, fsync the folder). A process killed at any moment leaves
-either the old manifest (old generation, complete) or the new one (new
-generation, complete); leftover folders of an interrupted write are ignored by
-readers and deleted by the next writer.
-
-The manifest records the size (and, for small files, the SHA-256) of every file
-of the generation, so a truncated or replaced file is reported by name instead
-of failing deep inside a native library.
+commits by atomically replacing ``manifest.json``. A process killed at any
+moment leaves either the old manifest (old generation, complete) or the new one;
+leftover folders of an interrupted write are ignored by readers and deleted by
+the next writer. The segment format (version 2, ``_segments``) replaced this for
+the other kinds because every write here costs a copy of the whole index.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
-import signal
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from ._idmap import DocumentIdMap
+from ._storage import (
+    DEFAULT_LOCK_TIMEOUT,
+    WRITE_LOCK,
+    IndexFormatError,
+    atomic_write_bytes,
+    check_file,
+    crash_point,
+    describe_files,
+    fsync_path,
+    fsync_tree,
+    readers_lock,
+    try_collect_lock,
+    write_lock,
+)
 
 MANIFEST = "manifest.json"
 IDS_FILE = "ids.json"
-LOCK_FILE = ".write.lock"
 FORMAT = "pylate_clone.index"
 FORMAT_VERSION = 1
-_HASH_LIMIT = 1 << 20  # files up to 1 MiB are also checksummed
-
-# Test-only fault injection: when this variable names a crash point, the process
-# SIGKILLs itself there. Used by tests/test_crash_safety.py, never set otherwise.
-CRASH_ENV = "PYLATE_CLONE_TEST_CRASH_AT"
-
-
-class IndexFormatError(ValueError):
-    """An index folder holds a missing, truncated, foreign or inconsistent file."""
-
-
-def crash_point(name: str) -> None:
-    """Kill the current process with SIGKILL if the test hook names ``name``."""
-    if os.environ.get(CRASH_ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _fsync_path(path: Path, directory: bool = False) -> None:
-    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError:  # e.g. directories on platforms that cannot open them
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def fsync_tree(root: Path) -> None:
-    """fsync every file and folder under ``root`` (inclusive)."""
-    for folder, _, files in os.walk(root):
-        for name in files:
-            _fsync_path(Path(folder) / name)
-        _fsync_path(Path(folder), directory=True)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file, fsync, rename, fsync dir)."""
-    tmp = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex[:12]}")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_path(path.parent, directory=True)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def describe_files(root: Path) -> dict[str, dict[str, Any]]:
-    """Size (and SHA-256 for small files) of every file under ``root``."""
-    files: dict[str, dict[str, Any]] = {}
-    for folder, _, names in os.walk(root):
-        for name in names:
-            path = Path(folder) / name
-            relative = path.relative_to(root).as_posix()
-            size = path.stat().st_size
-            entry: dict[str, Any] = {"size": size}
-            if size <= _HASH_LIMIT:
-                entry["sha256"] = _sha256(path)
-            files[relative] = entry
-    return dict(sorted(files.items()))
-
-
-@contextlib.contextmanager
-def _exclusive_lock(folder: Path) -> Iterator[None]:
-    """Advisory inter-process write lock (no-op where ``fcntl`` is missing)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - non-POSIX
-        yield
-        return
-    with open(folder / LOCK_FILE, "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 class IndexStore:
@@ -162,7 +82,7 @@ class IndexStore:
         """
         if not self.path.is_dir() or self.exists():
             return
-        ours = {LOCK_FILE}
+        ours = {WRITE_LOCK, ".readers.lock"}
         foreign = sorted(
             p.name
             for p in self.path.iterdir()
@@ -225,11 +145,8 @@ class IndexStore:
         """Folder of the live generation."""
         return self.path / self.manifest["directory"]
 
-    def verify(self, deep: bool = False) -> None:
+    def verify(self) -> None:
         """Check every file of the live generation against the manifest.
-
-        Sizes are always checked, checksums of small files too; ``deep`` is
-        reserved for full checksums and currently equivalent.
 
         Raises
         ------
@@ -242,19 +159,7 @@ class IndexStore:
                 f"{root} (named by {self.manifest_path}) is missing."
             )
         for relative, entry in self.manifest["files"].items():
-            path = root / relative
-            if not path.is_file():
-                raise IndexFormatError(f"{path} is missing from the index.")
-            size = path.stat().st_size
-            if size != entry.get("size"):
-                raise IndexFormatError(
-                    f"{path} is truncated or was replaced: {size} bytes on disk, "
-                    f"{entry.get('size')} recorded in {MANIFEST}."
-                )
-            if "sha256" in entry and _sha256(path) != entry["sha256"]:
-                raise IndexFormatError(
-                    f"{path} was altered: its checksum differs from {MANIFEST}."
-                )
+            check_file(root / relative, entry, self.manifest_path)
 
     def load_ids(self) -> DocumentIdMap:
         """Read the document id mapping of the live generation."""
@@ -275,21 +180,31 @@ class IndexStore:
     # -- writing ---------------------------------------------------------------
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[Path]:
+    def write(
+        self,
+        on_stale: Callable[[], None] | None = None,
+        timeout: float = DEFAULT_LOCK_TIMEOUT,
+    ) -> Iterator[Path]:
         """Context manager yielding a fresh staging folder for the next generation.
 
-        Fill the folder, then call :meth:`commit` inside the block. If the block
-        raises, the staging folder is removed and the live index is untouched.
+        Waits up to ``timeout`` seconds for the write lock. If another process
+        committed since this store last read the manifest, ``on_stale`` is
+        called under the lock (the caller reloads) so its update is not lost.
+        Fill the folder, then call :meth:`commit` inside the block. If the
+        block raises, the staging folder is removed and the live index is
+        untouched.
         """
         self.path.mkdir(parents=True, exist_ok=True)
-        with _exclusive_lock(self.path):
+        with write_lock(self.path, timeout):
             if self._manifest is not None and self.exists():
                 on_disk = json.loads(self.manifest_path.read_bytes().decode("utf-8"))
                 if on_disk.get("directory") != self._manifest["directory"]:
-                    raise RuntimeError(
-                        f"{self.path} was modified by another writer since it was "
-                        "opened; open the index again before writing."
-                    )
+                    if on_stale is None:
+                        raise RuntimeError(
+                            f"{self.path} was modified by another writer since "
+                            "it was opened; open the index again before writing."
+                        )
+                    on_stale()
             staging = self.path / f"tmp-{uuid.uuid4().hex[:12]}"
             staging.mkdir()
             try:
@@ -303,7 +218,6 @@ class IndexStore:
         staging: Path,
         ids: DocumentIdMap,
         params: dict[str, Any],
-        extra: dict[str, Any] | None = None,
     ) -> Path:
         """Turn ``staging`` into the live generation atomically.
 
@@ -315,8 +229,6 @@ class IndexStore:
             Document id mapping saved as ``ids.json`` in the generation.
         params
             Index parameters recorded in the manifest.
-        extra
-            Additional JSON fields for the manifest.
 
         Returns
         -------
@@ -335,14 +247,14 @@ class IndexStore:
             "kind": self.kind,
             "generation": generation,
             "directory": name,
+            "previous": previous["directory"] if previous else None,
             "num_documents": len(ids),
             "params": params,
-            **(extra or {}),
             "files": describe_files(staging),
         }
         target = self.path / name
         os.replace(staging, target)
-        _fsync_path(self.path, directory=True)
+        fsync_path(self.path, directory=True)
         crash_point("generation_renamed")
         atomic_write_bytes(
             self.manifest_path, json.dumps(manifest, indent=1).encode("utf-8")
@@ -353,20 +265,89 @@ class IndexStore:
         return target
 
     def collect_garbage(self) -> None:
-        """Delete every generation and staging leftover except the live one."""
-        live = self._manifest["directory"] if self._manifest else None
-        for entry in self.path.iterdir():
-            name = entry.name
-            stale = (
-                (name.startswith("gen-") and name != live)
-                or name.startswith("tmp-")
-                or name.startswith(f"{MANIFEST}.tmp-")
-            )
-            if not stale:
-                continue
-            if entry.is_dir():
-                shutil.rmtree(entry, ignore_errors=True)
+        """Delete generations and staging leftovers except the last two committed.
+
+        The previous generation is kept so that a reader that read the old
+        manifest an instant before the commit can still open it; the
+        deletion is skipped altogether while a reader holds the readers lock.
+        """
+        keep = set()
+        if self._manifest:
+            keep = {self._manifest["directory"], self._manifest.get("previous")}
+        with try_collect_lock(self.path) as free:
+            if not free:
+                return
+            for entry in self.path.iterdir():
+                name = entry.name
+                stale = (
+                    (name.startswith("gen-") and name not in keep)
+                    or name.startswith("tmp-")
+                    or name.startswith(f"{MANIFEST}.tmp-")
+                )
+                if not stale:
+                    continue
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        entry.unlink()
+                crash_point("garbage_collecting")
+
+
+class GenerationIndexMixin:
+    """Opening logic of a format-1 index (``_store`` is an :class:`IndexStore`).
+
+    The class using it provides ``override``, ``index_path``, ``_ids``,
+    ``_create_empty()`` and ``_load_generation(folder, manifest)``.
+    """
+
+    _store: IndexStore
+    _ids: DocumentIdMap
+    override: bool
+    index_path: str
+
+    def _open(self) -> None:
+        """Load the committed index, or create an empty one (override / missing)."""
+        store = self._store
+        if self.override:
+            self._wipe()
+        else:
+            store.check_not_foreign()
+        if store.exists():
+            self._reload()
+        else:
+            self._ids = DocumentIdMap()
+            self._create_empty()
+
+    def _reload(self) -> None:
+        """Read the live generation named by the manifest."""
+        store = self._store
+        with readers_lock(store.path):
+            store.read_manifest()
+            store.verify()
+            self._ids = store.load_ids()
+            self._load_generation(store.current, store.manifest)
+
+    def _wipe(self) -> None:
+        """Remove the content of the folder for ``override=True``."""
+        path = Path(self.index_path)
+        if not path.exists():
+            return
+        if self._store.exists():
+            try:
+                self._store.read_manifest()
+            except IndexFormatError:
+                pass
             else:
-                with contextlib.suppress(OSError):
-                    entry.unlink()
-            crash_point("garbage_collecting")
+                # Committing an empty generation is atomic; garbage collection
+                # then deletes the old generations.
+                self._ids = DocumentIdMap()
+                self._create_empty()
+                return
+        shutil.rmtree(path)
+
+    def _create_empty(self) -> None:  # pragma: no cover - provided by the class
+        raise NotImplementedError
+
+    def _load_generation(self, folder: Path, manifest: dict[str, Any]) -> None:
+        raise NotImplementedError  # pragma: no cover - provided by the class

@@ -1,4 +1,10 @@
-"""End-to-end PLAID index on fast-plaid, with stable user ids and atomic writes."""
+"""PLAID on the fast-plaid library (``indexes.FastPlaid``), format version 1.
+
+This is the PLAID of the previous release, kept for folders it wrote and for
+users who want fast-plaid's compressed index. Every write copies the live
+generation (``_generations``); :class:`indexes.PLAID` is the segment engine
+whose writes cost what they change.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +20,10 @@ from typing import Any
 
 import torch
 
+from ._generations import GenerationIndexMixin, IndexStore
 from ._idmap import DocumentId, normalize_id
 from ._ragged import pack_folder, unpack_folder
-from ._storage import IndexFormatError, crash_point
+from ._storage import DEFAULT_LOCK_TIMEOUT, IndexFormatError, crash_point
 from .base import Base
 from .utils import (
     as_matrices,
@@ -45,7 +52,7 @@ def _import_fast_plaid():
         from fast_plaid import search
     except ImportError as error:  # pragma: no cover - fast-plaid is a dependency
         raise ImportError(
-            "indexes.PLAID needs the fast-plaid package: pip install fast-plaid"
+            "indexes.FastPlaid needs the fast-plaid package: pip install fast-plaid"
         ) from error
     return search
 
@@ -89,8 +96,11 @@ def default_n_full_scores(num_documents: int, k: int) -> int:
     return int(max(4 * k, min(8192, max(2048, num_documents // 4))))
 
 
-class PLAID(Base):
+class FastPlaid(GenerationIndexMixin, Base):
     """PLAID index on fast-plaid: IVF candidate generation, compressed MaxSim.
+
+    PyLate's ``indexes.fast_plaid.FastPlaid``. Opens the ``plaid`` folders of
+    the previous release (format 1) and writes that format.
 
     The first :meth:`add_documents` creates the fast-plaid index (k-means on
     the documents given), later calls update it. fast-plaid numbers documents
@@ -105,8 +115,6 @@ class PLAID(Base):
         Sub-folder of this index, ``{index_folder}/{index_name}``.
     override
         Start from an empty index even if one exists.
-    use_fast
-        Must be True: only the fast-plaid backend exists here.
     nbits
         Bits per residual dimension (1, 2, 4 or 8); fixed at creation. The
         default is 8, not PyLate's 4: with 4 bits the compressed scores cap
@@ -152,9 +160,8 @@ class PLAID(Base):
     def __init__(
         self,
         index_folder: str | os.PathLike = "indexes",
-        index_name: str = "colbert",
+        index_name: str = "fast_plaid",
         override: bool = False,
-        use_fast: bool = True,
         nbits: int = 8,
         kmeans_niters: int = 4,
         max_points_per_centroid: int = 256,
@@ -164,21 +171,18 @@ class PLAID(Base):
         n_ivf_probe: int | None = None,
         n_full_scores: int | None = None,
         batch_size: int | None = None,
+        num_threads: int | None = None,
         show_progress: bool = True,
         device: str | list[str] | None = None,
-        num_threads: int | None = None,
         low_memory: bool = False,
+        *,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         **kwargs: Any,
     ) -> None:
-        if not use_fast:
-            raise ValueError(
-                "Only the fast-plaid backend is available (use_fast=True); the "
-                "Stanford PLAID backend is not implemented."
-            )
         ignored = sorted(set(kwargs) & set(_STANFORD_ONLY))
         unknown = sorted(set(kwargs) - set(_STANFORD_ONLY))
         if unknown:
-            raise TypeError(f"PLAID got unexpected keyword arguments: {unknown}.")
+            raise TypeError(f"FastPlaid got unexpected keyword arguments: {unknown}.")
         if ignored:
             warnings.warn(
                 f"{ignored} only applied to the Stanford PLAID backend and are "
@@ -188,7 +192,7 @@ class PLAID(Base):
             )
         if nbits not in _NBITS or isinstance(nbits, bool):
             raise ValueError(f"nbits must be one of {_NBITS}, got {nbits!r}.")
-        self.use_fast = True
+        self.lock_timeout = float(lock_timeout)
         self.nbits = int(nbits)
         self.kmeans_niters = check_int("kmeans_niters", kmeans_niters)
         self.max_points_per_centroid = check_int(
@@ -223,6 +227,7 @@ class PLAID(Base):
         self.low_memory = bool(low_memory)
         self._search_module = _import_fast_plaid()
         super().__init__(index_folder, index_name, override)
+        self._store = IndexStore(self.index_path, self.kind)
         self._fast_plaid: Any = None
         self._num_partitions = 0
         self._dim: int | None = None
@@ -293,21 +298,29 @@ class PLAID(Base):
 
     def _write(
         self,
-        drop_positions: list[int],
+        drop_ids: list[DocumentId],
         new_ids: list[DocumentId],
         new_embeddings: list[torch.Tensor],
     ) -> None:
         """Build the next generation from a private copy of the live one and commit.
 
         fast-plaid edits its folder in place, so it only ever runs on a copy;
-        the live generation is never modified.
+        the live generation is never modified. Positions are resolved under
+        the write lock, after reloading if another process committed.
         """
         store = self._store
-        current = store.current / PAYLOAD if store.exists() else None
         self._close_fast_plaid()
-        ids = self._ids.copy()
         try:
-            with store.write() as staging, _frozen_gc():
+            with (
+                store.write(
+                    on_stale=self._reload, timeout=self.lock_timeout
+                ) as staging,
+                _frozen_gc(),
+            ):
+                self._close_fast_plaid()
+                current = store.current / PAYLOAD if store.exists() else None
+                ids = self._ids.copy()
+                drop_positions = ids.positions(drop_ids)
                 work = staging / PAYLOAD
                 remaining = len(ids) - len(set(drop_positions))
                 if current is not None and current.is_dir() and remaining > 0:
@@ -353,9 +366,7 @@ class PLAID(Base):
         finally:
             # Reload whatever is live now: the new generation, or the old one if
             # the write failed.
-            store.read_manifest()
-            self._ids = store.load_ids()
-            self._load_generation(store.current, store.manifest)
+            self._reload()
 
     def _create(self, fast_plaid: Any, embeddings: list, kmeans: dict) -> None:
         """First build of the fast-plaid index, with a clear error when too small."""
@@ -378,7 +389,7 @@ class PLAID(Base):
         documents_ids: DocumentId | list[DocumentId],
         documents_embeddings: Any,
         **kwargs: Any,
-    ) -> PLAID:
+    ) -> FastPlaid:
         """Add documents in one atomic write; an id already indexed is replaced.
 
         Parameters
@@ -393,36 +404,28 @@ class PLAID(Base):
 
         Returns
         -------
-        PLAID
+        FastPlaid
             ``self``.
         """
-        ids, matrices = check_documents(documents_ids, documents_embeddings)
+        ids, matrices = check_documents(documents_ids, documents_embeddings, self._dim)
         dim = embedding_dim(matrices)
-        if self._dim is not None and dim != self._dim:
-            raise ValueError(
-                f"documents_embeddings have dimension {dim} but the index holds "
-                f"vectors of dimension {self._dim}."
-            )
         tensors = [t.to(torch.float32) for t in convert_embeddings_to_torch(matrices)]
         self._dim = dim
         try:
-            self._write(self._ids.positions(ids), ids, tensors)
+            self._write(ids, ids, tensors)
         except BaseException:
             if len(self._ids) == 0:
                 self._dim = None
             raise
         return self
 
-    def remove_documents(self, documents_ids: DocumentId | list[DocumentId]) -> PLAID:
-        """Remove documents in one atomic write.
-
-        Raises
-        ------
-        KeyError
-            If some ids are not indexed (listing a few); nothing is removed.
-        """
-        ids = self._check_known(documents_ids)
-        self._write(self._ids.positions(ids), [], [])
+    def remove_documents(
+        self, documents_ids: DocumentId | list[DocumentId]
+    ) -> FastPlaid:
+        """Remove documents in one atomic write; unknown ids are skipped (logged)."""
+        ids = self._known_for_removal(documents_ids)
+        if ids:
+            self._write(ids, [], [])
         return self
 
     # -- search ------------------------------------------------------------------
@@ -480,16 +483,10 @@ class PLAID(Base):
             Per query, up to ``k`` ``{"id", "score"}`` best first.
         """
         k = check_k(k)
-        queries = as_matrices(queries_embeddings, "queries_embeddings")
-        dim = embedding_dim(queries)
+        queries = as_matrices(queries_embeddings, "queries_embeddings", self._dim)
         if not self.is_indexed:
             raise ValueError(
                 "The index is empty. Please add documents before querying."
-            )
-        if self._dim is not None and dim != self._dim:
-            raise ValueError(
-                f"queries_embeddings have dimension {dim} but the index holds "
-                f"vectors of dimension {self._dim}."
             )
         subsets = self._translate_subset(subset, len(queries))
         tensors = [t.to(torch.float32) for t in convert_embeddings_to_torch(queries)]
@@ -523,25 +520,8 @@ class PLAID(Base):
                         results[i].append({"id": ids[position], "score": score})
         return results
 
-    def get_documents_embeddings(self, documents_ids: list[list[DocumentId]]) -> Any:
+    def get_documents_embeddings(self, document_ids: list[list[DocumentId]]) -> Any:
         """Not available: PLAID stores compressed embeddings."""
         raise NotImplementedError(
             "PLAID stores compressed embeddings; use indexes.Voyager to fetch them."
         )
-
-
-class FastPlaid(PLAID):
-    """PLAID with fast-plaid, under PyLate's ``indexes.fast_plaid.FastPlaid`` name.
-
-    Same parameters as :class:`PLAID` (without ``use_fast``) and a default
-    ``index_name`` of ``"fast_plaid"``.
-    """
-
-    def __init__(
-        self,
-        index_folder: str | os.PathLike = "indexes",
-        index_name: str = "fast_plaid",
-        override: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(index_folder, index_name, override, use_fast=True, **kwargs)

@@ -1,0 +1,274 @@
+"""File-system primitives shared by every index layout: atomic writes, locks, hooks.
+
+Nothing here knows about segments or generations. It is the one place where
+index files are written (so that the test-only fault hook sees every write),
+fsynced, atomically replaced and locked.
+
+Test hooks (never set in normal use):
+
+* ``PYLATE_CLONE_TEST_CRASH_AT=<name>``: the process SIGKILLs itself when it
+  reaches :func:`crash_point` ``(name)``.
+* ``PYLATE_CLONE_TEST_FAULT=<ERRNO>:<n>`` (or :func:`simulate_fault`): the
+  ``n``-th file written through :func:`open_for_write` from then on fails with
+  ``OSError(ERRNO)`` (``ENOSPC``, ``EACCES``, ``EROFS``...), as a full disk, a
+  permission change or a read-only remount would part-way through a commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno as errno_module
+import hashlib
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+CRASH_ENV = "PYLATE_CLONE_TEST_CRASH_AT"
+FAULT_ENV = "PYLATE_CLONE_TEST_FAULT"
+HASH_LIMIT = 1 << 20  # files up to 1 MiB are also checksummed
+WRITE_LOCK = ".write.lock"
+READERS_LOCK = ".readers.lock"
+DEFAULT_LOCK_TIMEOUT = 60.0
+
+_fault: dict[str, int] = {}
+
+
+class IndexFormatError(ValueError):
+    """An index folder holds a missing, truncated, foreign or inconsistent file."""
+
+
+def crash_point(name: str) -> None:
+    """Kill the current process with SIGKILL if the test hook names ``name``."""
+    if os.environ.get(CRASH_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def simulate_fault(error: str, nth: int = 1) -> Iterator[None]:
+    """Test hook: make the ``nth`` file write inside the block fail with ``error``.
+
+    Parameters
+    ----------
+    error
+        An errno name such as ``"ENOSPC"``, ``"EACCES"`` or ``"EROFS"``.
+    nth
+        Which write fails (1 = the first).
+    """
+    _fault.clear()
+    _fault.update(code=getattr(errno_module, error), left=nth)
+    try:
+        yield
+    finally:
+        _fault.clear()
+
+
+def _maybe_fail(path: Path) -> None:
+    if not _fault and os.environ.get(FAULT_ENV):
+        name, _, nth = os.environ[FAULT_ENV].partition(":")
+        _fault.update(code=getattr(errno_module, name), left=int(nth or 1))
+        os.environ.pop(FAULT_ENV)
+    if not _fault:
+        return
+    _fault["left"] -= 1
+    if _fault["left"] == 0:
+        code = _fault.pop("code")
+        _fault.clear()
+        raise OSError(code, os.strerror(code), str(path))
+
+
+def open_for_write(path: Path) -> IO[bytes]:
+    """Create ``path`` for writing (the one entry point the fault hook watches)."""
+    _maybe_fail(path)
+    return open(path, "xb")
+
+
+def describe_os_error(error: OSError, action: str) -> OSError:
+    """Re-state an ``OSError`` as what failed, where, and that nothing changed."""
+    name = errno_module.errorcode.get(error.errno or 0, "OSError")
+    where = error.filename or "the index folder"
+    return type(error)(
+        error.errno,
+        f"{action} failed writing {where}: {error.strerror or error} ({name}). "
+        "The index was left at its previous committed state.",
+        error.filename,
+    )
+
+
+def fsync_path(path: Path, directory: bool = False) -> None:
+    """fsync a file or a folder (best effort on platforms that refuse folders)."""
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(root: Path) -> None:
+    """fsync every file and folder under ``root`` (inclusive)."""
+    for folder, _, files in os.walk(root):
+        for name in files:
+            fsync_path(Path(folder) / name)
+        fsync_path(Path(folder), directory=True)
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write a new file and fsync it (not atomic by itself: used inside staging)."""
+    with open_for_write(path) as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file, fsync, rename, fsync dir)."""
+    tmp = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex[:12]}")
+    try:
+        write_file(tmp, data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_path(path.parent, directory=True)
+
+
+def sha256(path: Path) -> str:
+    """Hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def describe_file(path: Path) -> dict[str, Any]:
+    """Size, and SHA-256 for files up to :data:`HASH_LIMIT`, of one file."""
+    size = path.stat().st_size
+    entry: dict[str, Any] = {"size": size}
+    if size <= HASH_LIMIT:
+        entry["sha256"] = sha256(path)
+    return entry
+
+
+def describe_files(root: Path) -> dict[str, dict[str, Any]]:
+    """:func:`describe_file` of every file under ``root``, keyed by relative path."""
+    files: dict[str, dict[str, Any]] = {}
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = Path(folder) / name
+            files[path.relative_to(root).as_posix()] = describe_file(path)
+    return dict(sorted(files.items()))
+
+
+def check_file(path: Path, entry: dict[str, Any], manifest: Path) -> None:
+    """Raise :class:`IndexFormatError` if ``path`` differs from its manifest entry."""
+    if not path.is_file():
+        raise IndexFormatError(f"{path} is missing from the index.")
+    size = path.stat().st_size
+    if size != entry.get("size"):
+        raise IndexFormatError(
+            f"{path} is truncated or was replaced: {size} bytes on disk, "
+            f"{entry.get('size')} recorded in {manifest.name}."
+        )
+    if "sha256" in entry and sha256(path) != entry["sha256"]:
+        raise IndexFormatError(
+            f"{path} was altered: its checksum differs from {manifest.name}."
+        )
+
+
+def _fcntl() -> Any:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - non-POSIX
+        return None
+    return fcntl
+
+
+@contextlib.contextmanager
+def write_lock(folder: Path, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
+    """Exclusive inter-process writer lock, waited for up to ``timeout`` seconds.
+
+    Raises
+    ------
+    TimeoutError
+        If another writer still holds the lock after ``timeout`` seconds.
+    """
+    fcntl = _fcntl()
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    with open(folder / WRITE_LOCK, "a+b") as handle:
+        deadline = time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(
+                        f"{folder} is being written by another process; gave up "
+                        f"waiting for its write lock after {timeout:g} s (raise "
+                        "lock_timeout to wait longer)."
+                    ) from None
+                time.sleep(delay)
+                delay = min(0.1, delay * 2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def readers_lock(folder: Path) -> Iterator[None]:
+    """Shared lock held by a reader while it opens the files a manifest names.
+
+    Garbage collection takes the same lock exclusively (see
+    :func:`try_collect_lock`), so no file is deleted while a reader is between
+    reading the manifest and mapping the files it names.
+    """
+    fcntl = _fcntl()
+    path = folder / READERS_LOCK
+    if fcntl is None or not folder.is_dir():
+        yield
+        return
+    try:
+        handle = open(path, "a+b")
+    except OSError:  # read-only folder: readers cannot race a writer there
+        yield
+        return
+    with handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def try_collect_lock(folder: Path) -> Iterator[bool]:
+    """Exclusive, non-blocking hold of the readers lock; yields whether it was got."""
+    fcntl = _fcntl()
+    if fcntl is None:  # pragma: no cover
+        yield True
+        return
+    with open(folder / READERS_LOCK, "a+b") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
