@@ -294,6 +294,14 @@ class IndexStore:
                 crash_point("garbage_collecting")
 
 
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
 class GenerationIndexMixin:
     """Opening logic of a format-1 index (``_store`` is an :class:`IndexStore`).
 
@@ -323,10 +331,17 @@ class GenerationIndexMixin:
         """Read the live generation named by the manifest."""
         store = self._store
         with readers_lock(store.path):
+            stamp = _stamp(store.manifest_path)
             store.read_manifest()
             store.verify()
             self._ids = store.load_ids()
             self._load_generation(store.current, store.manifest)
+        self._stamp = stamp
+
+    def _sync(self) -> None:
+        """Reload when another process committed since the last look (one stat)."""
+        if _stamp(self._store.manifest_path) != getattr(self, "_stamp", None):
+            self._reload()
 
     def _wipe(self) -> None:
         """Remove the content of the folder for ``override=True``."""

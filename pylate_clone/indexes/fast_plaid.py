@@ -483,6 +483,7 @@ class FastPlaid(GenerationIndexMixin, Base):
             Per query, up to ``k`` ``{"id", "score"}`` best first.
         """
         k = check_k(k)
+        self._sync()
         queries = as_matrices(queries_embeddings, "queries_embeddings", self._dim)
         if not self.is_indexed:
             raise ValueError(
