@@ -66,7 +66,7 @@ def test_fault_part_way_keeps_previous_state(kind, error, op, tmp_path):
             failures += 1
             assert raised.errno == getattr(errno, error)
             message = str(raised)
-            assert message.startswith(ACTION[op] + " failed writing"), message
+            assert raised.strerror.startswith(ACTION[op] + " failed writing"), message
             assert str(copy / "colbert") in message and error in message, message
             assert "previous committed state" in message
             reopened = make_index(kind, copy)

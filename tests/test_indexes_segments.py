@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pylate_clone import indexes, rank, retrieve
+from pylate_clone import rank, retrieve
 from pylate_clone.indexes import IndexFormatError, segmented
 from pylate_clone.indexes._storage import write_lock
 from tests.test_indexes import DIM, SEGMENTED, make_index, top_ids, unit_docs
