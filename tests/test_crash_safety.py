@@ -72,9 +72,7 @@ def do_write(kind: str, folder: str, op: str, announce: bool = False) -> None:
         index.remove_documents(REMOVED[:1])
         index.remove_documents(REMOVED[1:])
     elif op == "merge":
-        from pylate_clone.indexes import segmented
-
-        segmented.MAX_SEGMENTS = 1  # force a merge of the template's segments
+        index.max_segments = 1  # force a merge of the template's segments
         index.merge()
     else:
         index.compact()

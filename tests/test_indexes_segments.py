@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pylate_clone import rank, retrieve
-from pylate_clone.indexes import IndexFormatError, segmented
+from pylate_clone.indexes import IndexFormatError
 from pylate_clone.indexes._storage import write_lock
 from tests.test_indexes import DIM, SEGMENTED, make_index, top_ids, unit_docs
 
@@ -82,7 +82,7 @@ def test_merge_policy_bounds_segments(kind, tmp_path):
     index = make_index(kind, tmp_path)
     for start in range(0, 60, 5):  # 12 small commits
         index.add_documents(ids[start : start + 5], docs[start : start + 5])
-    assert index.num_segments <= segmented.MAX_SEGMENTS
+    assert index.num_segments <= index.max_segments
     assert sorted(index.documents_ids) == sorted(ids)
     results = retrieve.ColBERT(index=index).retrieve(docs, k=1)
     assert [r[0]["id"] for r in results] == ids

@@ -23,6 +23,7 @@ collection, which skips its round while a reader is opening files.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import re
@@ -35,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from . import _npy_stream
+from ._search import SegmentView
 from ._storage import (
     READERS_LOCK,
     WRITE_LOCK,
@@ -332,3 +334,107 @@ class SegmentStore:
                 removed += 1
                 crash_point("garbage_collecting")
         return removed
+
+
+class OpenSegment:
+    """One opened segment: its manifest record, arrays and kind extras."""
+
+    def __init__(self, record: dict[str, Any], arrays: dict[str, Any]) -> None:
+        self.record = record
+        self.name: str = record["name"]
+        self.tokens: np.ndarray = arrays["tokens"]
+        self.offsets: np.ndarray = arrays["offsets"]
+        self.ids: list = arrays["ids"]
+        self.extra: dict[str, Any] = {}
+        self.set_deleted(arrays["deleted"], record.get("tombstones"))
+
+    def set_deleted(self, deleted: np.ndarray, tomb: dict | None) -> None:
+        self.tomb_file = tomb["file"] if tomb else None
+        self.deleted = np.asarray(deleted, dtype=np.int64)
+        self.live: np.ndarray | None = None
+        if len(self.deleted):
+            self.live = np.ones(len(self.ids), dtype=bool)
+            self.live[self.deleted] = False
+
+    def live_rows(self) -> np.ndarray:
+        rows = np.arange(len(self.ids), dtype=np.int64)
+        return rows if self.live is None else rows[self.live]
+
+    def view(self) -> SegmentView:
+        return SegmentView(
+            tokens=self.tokens,
+            offsets=self.offsets,
+            indptr=self.extra.get("indptr"),
+            docs=self.extra.get("docs"),
+            live=self.live,
+        )
+
+    def matrix(self, row: int) -> np.ndarray:
+        start, end = int(self.offsets[row]), int(self.offsets[row + 1])
+        return np.asarray(self.tokens[start:end], dtype=np.float32)
+
+
+class Transaction:
+    """Changes staged against one base manifest, committed all at once."""
+
+    def __init__(self, store: SegmentStore, base: dict[str, Any]) -> None:
+        self.store = store
+        self.base = base
+        self.generation = base["generation"] + 1
+        self.segments = copy.deepcopy(base["segments"])
+        self.codebook = base.get("codebook")
+        self.params = dict(base["params"])
+        self.created: list[Path] = []
+        self.retrain = False
+
+    def track(self, path: Path) -> None:
+        self.created.append(path)
+
+    def add_segment(self, record: dict[str, Any]) -> None:
+        self.segments.append(record)
+        self.track(self.store.path / record["name"])
+
+    def drop_segments(self, names: set[str]) -> None:
+        self.segments = [s for s in self.segments if s["name"] not in names]
+
+    def delete_rows(self, name: str, rows: np.ndarray, already: np.ndarray) -> None:
+        record = next(s for s in self.segments if s["name"] == name)
+        merged = np.union1d(already, rows)
+        if record.get("tombstones") and record["tombstones"]["count"] == len(merged):
+            return
+        entry = self.store.write_tombstones(name, merged, self.generation)
+        self.track(self.store.path / entry["file"])
+        record["tombstones"] = entry
+
+    def set_codebook(self, array: np.ndarray) -> dict[str, Any]:
+        entry = self.store.write_array("centroids", array)
+        self.track(self.store.path / entry["file"])
+        self.codebook = entry
+        return entry
+
+    def dirty(self) -> bool:
+        return (
+            bool(self.created)
+            or self.segments != self.base["segments"]
+            or self.codebook != self.base.get("codebook")
+        )
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "generation": self.generation,
+            "params": self.params,
+            "codebook": self.codebook,
+            "num_documents": sum(
+                s["num_docs"] - (s["tombstones"] or {}).get("count", 0)
+                for s in self.segments
+            ),
+            "segments": self.segments,
+        }
+
+    def discard(self) -> None:
+        for path in self.created:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    path.unlink()

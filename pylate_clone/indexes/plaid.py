@@ -11,9 +11,8 @@ import numpy as np
 
 from . import _ivf, _npy_stream, _search
 from ._end_to_end import EndToEndIndex
-from ._segments import TOKENS
+from ._segments import TOKENS, OpenSegment, Transaction
 from ._storage import DEFAULT_LOCK_TIMEOUT, IndexFormatError
-from .segmented import _Segment, _Transaction
 from .utils import check_int
 
 _STANFORD_ONLY = (
@@ -198,7 +197,7 @@ class PLAID(EndToEndIndex):
         return _ivf.train_centroids(sample, k, self.kmeans_niters, self.seed)
 
     def _finish_segment(
-        self, state: Any, folder: Path, txn: _Transaction, offsets: np.ndarray
+        self, state: Any, folder: Path, txn: Transaction, offsets: np.ndarray
     ) -> None:
         tokens_path = folder / TOKENS
         num_tokens = int(offsets[-1])
@@ -215,7 +214,7 @@ class PLAID(EndToEndIndex):
         _npy_stream.save(folder / INDPTR, indptr)
         _npy_stream.save(folder / DOCS, docs)
 
-    def _open_segment(self, segment: _Segment, folder: Path) -> None:
+    def _open_segment(self, segment: OpenSegment, folder: Path) -> None:
         from ._segments import _load_npy
 
         indptr = _load_npy(folder / INDPTR)

@@ -17,7 +17,6 @@ last seen and, when it changed, opens only the new segments and tombstones.
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 import shutil
 from collections.abc import Iterable, Iterator
@@ -29,8 +28,8 @@ import tqdm
 
 from . import _npy_stream
 from ._idmap import DocumentId, DocumentIdMap, describe_ids, normalize_ids
-from ._search import SegmentView
-from ._segments import OFFSETS, TOKENS, SegmentStore
+from ._merge import MergeMixin
+from ._segments import OFFSETS, TOKENS, OpenSegment, SegmentStore, Transaction
 from ._storage import (
     DEFAULT_LOCK_TIMEOUT,
     IndexFormatError,
@@ -41,116 +40,8 @@ from ._storage import (
 from .base import Base
 from .utils import check_documents, check_int, to_float32_numpy
 
-MAX_SEGMENTS = 8
-MERGE_FACTOR = 4
-_STREAM_DOCS = 1024  # documents per batch when segments are re-read (merge)
 
-
-class _Segment:
-    """One opened segment: its manifest record, arrays and kind extras."""
-
-    def __init__(self, record: dict[str, Any], arrays: dict[str, Any]) -> None:
-        self.record = record
-        self.name: str = record["name"]
-        self.tokens: np.ndarray = arrays["tokens"]
-        self.offsets: np.ndarray = arrays["offsets"]
-        self.ids: list = arrays["ids"]
-        self.extra: dict[str, Any] = {}
-        self.set_deleted(arrays["deleted"], record.get("tombstones"))
-
-    def set_deleted(self, deleted: np.ndarray, tomb: dict | None) -> None:
-        self.tomb_file = tomb["file"] if tomb else None
-        self.deleted = np.asarray(deleted, dtype=np.int64)
-        self.live: np.ndarray | None = None
-        if len(self.deleted):
-            self.live = np.ones(len(self.ids), dtype=bool)
-            self.live[self.deleted] = False
-
-    def live_rows(self) -> np.ndarray:
-        rows = np.arange(len(self.ids), dtype=np.int64)
-        return rows if self.live is None else rows[self.live]
-
-    def view(self) -> SegmentView:
-        return SegmentView(
-            tokens=self.tokens,
-            offsets=self.offsets,
-            indptr=self.extra.get("indptr"),
-            docs=self.extra.get("docs"),
-            live=self.live,
-        )
-
-    def matrix(self, row: int) -> np.ndarray:
-        start, end = int(self.offsets[row]), int(self.offsets[row + 1])
-        return np.asarray(self.tokens[start:end], dtype=np.float32)
-
-
-class _Transaction:
-    """Changes staged against one base manifest, committed all at once."""
-
-    def __init__(self, store: SegmentStore, base: dict[str, Any]) -> None:
-        self.store = store
-        self.base = base
-        self.generation = base["generation"] + 1
-        self.segments = copy.deepcopy(base["segments"])
-        self.codebook = base.get("codebook")
-        self.params = dict(base["params"])
-        self.created: list[Path] = []
-        self.retrain = False
-
-    def track(self, path: Path) -> None:
-        self.created.append(path)
-
-    def add_segment(self, record: dict[str, Any]) -> None:
-        self.segments.append(record)
-        self.track(self.store.path / record["name"])
-
-    def drop_segments(self, names: set[str]) -> None:
-        self.segments = [s for s in self.segments if s["name"] not in names]
-
-    def delete_rows(self, name: str, rows: np.ndarray, already: np.ndarray) -> None:
-        record = next(s for s in self.segments if s["name"] == name)
-        merged = np.union1d(already, rows)
-        if record.get("tombstones") and record["tombstones"]["count"] == len(merged):
-            return
-        entry = self.store.write_tombstones(name, merged, self.generation)
-        self.track(self.store.path / entry["file"])
-        record["tombstones"] = entry
-
-    def set_codebook(self, array: np.ndarray) -> dict[str, Any]:
-        entry = self.store.write_array("centroids", array)
-        self.track(self.store.path / entry["file"])
-        self.codebook = entry
-        return entry
-
-    def dirty(self) -> bool:
-        return (
-            bool(self.created)
-            or self.segments != self.base["segments"]
-            or self.codebook != self.base.get("codebook")
-        )
-
-    def manifest(self) -> dict[str, Any]:
-        return {
-            "generation": self.generation,
-            "params": self.params,
-            "codebook": self.codebook,
-            "num_documents": sum(
-                s["num_docs"] - (s["tombstones"] or {}).get("count", 0)
-                for s in self.segments
-            ),
-            "segments": self.segments,
-        }
-
-    def discard(self) -> None:
-        for path in self.created:
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                with contextlib.suppress(OSError):
-                    path.unlink()
-
-
-class SegmentedIndex(Base):
+class SegmentedIndex(MergeMixin, Base):
     """Base of the segment-format indexes; see the module docstring.
 
     Subclasses implement the kind hooks: ``_params`` / ``_apply_params``
@@ -191,7 +82,7 @@ class SegmentedIndex(Base):
         self.show_progress = bool(show_progress)
         self.lock_timeout = float(lock_timeout)
         self._store = SegmentStore(self.index_path, self.kind)
-        self._segments: list[_Segment] = []
+        self._segments: list[OpenSegment] = []
         self._manifest: dict[str, Any] | None = None
         self._stamp: tuple | None = None
         self._dim: int | None = None
@@ -218,11 +109,11 @@ class SegmentedIndex(Base):
         """Called with each batch's float32 token block as it is written."""
 
     def _finish_segment(
-        self, state: Any, folder: Path, txn: _Transaction, offsets: np.ndarray
+        self, state: Any, folder: Path, txn: Transaction, offsets: np.ndarray
     ) -> None:
         """Write the kind files of a segment whose tokens/offsets are written."""
 
-    def _open_segment(self, segment: _Segment, folder: Path) -> None:
+    def _open_segment(self, segment: OpenSegment, folder: Path) -> None:
         """Load the kind files of a verified segment into ``segment.extra``."""
 
     # -- opening and reloading ------------------------------------------------
@@ -317,7 +208,7 @@ class SegmentedIndex(Base):
             tomb = record.get("tombstones")
             if segment is None:
                 store.verify_segment(record)
-                segment = _Segment(record, store.read_segment(record))
+                segment = OpenSegment(record, store.read_segment(record))
                 self._open_segment(segment, store.path / record["name"])
             elif (tomb or {}).get("file") != segment.tomb_file:
                 store.verify_segment(record)
@@ -351,13 +242,13 @@ class SegmentedIndex(Base):
     # -- transactions ------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _transaction(self, action: str) -> Iterator[_Transaction]:
+    def _transaction(self, action: str) -> Iterator[Transaction]:
         """Lock, reload to the latest commit, stage, commit, reload, collect."""
         store = self._store
         store.path.mkdir(parents=True, exist_ok=True)
         with write_lock(store.path, self.lock_timeout):
             self._sync()
-            txn = _Transaction(store, self._manifest)
+            txn = Transaction(store, self._manifest)
             try:
                 yield txn
                 if txn.dirty():
@@ -382,7 +273,7 @@ class SegmentedIndex(Base):
         segs, rows = self._seg_of[positions], self._row_of[positions]
         return {int(s): rows[segs == s] for s in np.unique(segs)}
 
-    def _tombstone(self, txn: _Transaction, ids: list[DocumentId]) -> None:
+    def _tombstone(self, txn: Transaction, ids: list[DocumentId]) -> None:
         for s, rows in self._locate(ids).items():
             segment = self._segments[s]
             txn.delete_rows(segment.name, rows, segment.deleted)
@@ -409,7 +300,7 @@ class SegmentedIndex(Base):
 
     def _write_segment(
         self,
-        txn: _Transaction,
+        txn: Transaction,
         batches: Iterable[tuple[Any, Any]],
         replace: bool = True,
         validate: bool = True,
@@ -536,62 +427,6 @@ class SegmentedIndex(Base):
                 self._tombstone(txn, ids)
                 crash_point("tombstones_written")
         self._maybe_merge()
-        return self
-
-    def _stream_live(
-        self, segments: list[_Segment], batch: int = _STREAM_DOCS
-    ) -> Iterator[tuple[list, list]]:
-        """Live documents of ``segments`` as ``(ids, matrices)`` batches."""
-        for segment in segments:
-            rows = segment.live_rows().tolist()
-            for start in range(0, len(rows), batch):
-                chunk = rows[start : start + batch]
-                yield (
-                    [segment.ids[r] for r in chunk],
-                    [segment.matrix(r) for r in chunk],
-                )
-
-    def _merge_plan(self) -> list[_Segment]:
-        """Tiered policy: past :data:`MAX_SEGMENTS`, the smallest ones merge."""
-        if len(self._segments) <= MAX_SEGMENTS:
-            return []
-        by_size = sorted(self._segments, key=lambda s: len(s.ids) - len(s.deleted))
-        return by_size[: max(2, min(MERGE_FACTOR, len(by_size)))]
-
-    def _maybe_merge(self) -> None:
-        if self._merge_plan():
-            self.merge()
-
-    def merge(self) -> SegmentedIndex:
-        """Run one round of the merge policy now (also run after each write)."""
-        with self._transaction("merge") as txn:
-            chosen = self._merge_plan()
-            if chosen:
-                txn.drop_segments({s.name for s in chosen})
-                if any(len(s.ids) > len(s.deleted) for s in chosen):
-                    self._write_segment(
-                        txn, self._stream_live(chosen), replace=False, validate=False
-                    )
-                crash_point("merge_staged")
-        return self
-
-    def compact(self) -> SegmentedIndex:
-        """Rewrite every live document into one segment, dropping deleted rows.
-
-        Tombstoned vectors (and, for Voyager, their HNSW nodes) are reclaimed;
-        PLAID retrains its codebook on the live collection.
-        """
-        with self._transaction("compact") as txn:
-            txn.drop_segments({s.name for s in self._segments})
-            txn.retrain = True
-            if len(self._ids):
-                self._write_segment(
-                    txn,
-                    self._stream_live(self._segments),
-                    replace=False,
-                    validate=False,
-                )
-            crash_point("compact_staged")
         return self
 
     # -- reads -------------------------------------------------------------------

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 
 from ..scores.maxsim import maxsim_flat
-from ._segments import TOKENS
+from ._segments import TOKENS, OpenSegment, Transaction
 from ._storage import DEFAULT_LOCK_TIMEOUT, IndexFormatError
-from .segmented import SegmentedIndex, _Segment, _Transaction
+from .segmented import SegmentedIndex
 from .utils import as_matrices, check_int, check_k, to_float32_numpy
 
 INDEX_FILE = "index.voyager"
@@ -131,11 +131,11 @@ class Voyager(SegmentedIndex):
         state.add_items(block, ids=range(first_row, first_row + len(block)))
 
     def _finish_segment(
-        self, state: Any, folder: Path, txn: _Transaction, offsets: np.ndarray
+        self, state: Any, folder: Path, txn: Transaction, offsets: np.ndarray
     ) -> None:
         state.save(str(folder / INDEX_FILE))
 
-    def _open_segment(self, segment: _Segment, folder: Path) -> None:
+    def _open_segment(self, segment: OpenSegment, folder: Path) -> None:
         path = folder / INDEX_FILE
         try:
             graph = self._voyager.Index.load(str(path))
@@ -152,7 +152,7 @@ class Voyager(SegmentedIndex):
     # -- search ------------------------------------------------------------------
 
     def _segment_neighbours(
-        self, segment: _Segment, vectors: np.ndarray, k: int, ef: int
+        self, segment: OpenSegment, vectors: np.ndarray, k: int, ef: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(n, k')`` rows (document numbers, -1 for deleted) and distances."""
         graph = segment.extra["graph"]
