@@ -38,7 +38,7 @@ from ._storage import (
     write_lock,
 )
 from .base import Base
-from .utils import check_documents, check_int, to_float32_numpy
+from .utils import check_documents, check_finite, check_int, to_float32_numpy
 
 
 class SegmentedIndex(MergeMixin, Base):
@@ -333,7 +333,9 @@ class SegmentedIndex(MergeMixin, Base):
                         f"embeddings) pair, got {type(batch).__name__}."
                     )
                 if validate:
-                    ids, matrices = check_documents(batch[0], batch[1], self._dim)
+                    ids, matrices = check_documents(
+                        batch[0], batch[1], self._dim, finite=False
+                    )
                 else:
                     ids, matrices = batch
                 again = [i for i in ids if i in seen]
@@ -344,6 +346,10 @@ class SegmentedIndex(MergeMixin, Base):
                     )
                 seen.update(ids)
                 block = np.concatenate([to_float32_numpy(m) for m in matrices])
+                if validate and not np.isfinite(block).all():
+                    # One vectorised check per batch; locate the culprit only
+                    # when it fails.
+                    check_finite(matrices, "documents_embeddings", ids)
                 if writer is None:
                     self._dim = int(block.shape[1])
                     txn.params = {**txn.params, **self._params()}

@@ -85,6 +85,12 @@ def _item_matrix(item: Any, name: str, i: int) -> Any:
 
 def _all_finite(matrix: Any) -> bool:
     if isinstance(matrix, torch.Tensor):
+        if matrix.device.type == "cpu" and matrix.dtype in (
+            torch.float32,
+            torch.float64,
+        ):
+            # numpy's check is several times faster than torch's on CPU.
+            return bool(np.isfinite(matrix.detach().numpy()).all())
         return bool(torch.isfinite(matrix).all())
     if matrix.dtype.kind != "f":
         return True
