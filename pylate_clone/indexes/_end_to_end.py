@@ -8,7 +8,7 @@ import numpy as np
 
 from ._idmap import DocumentId
 from .segmented import SegmentedIndex
-from .utils import as_matrices, check_k, to_float32_numpy
+from .utils import as_matrices, check_k, per_query_subsets, to_float32_numpy
 
 
 class EndToEndIndex(SegmentedIndex):
@@ -23,21 +23,6 @@ class EndToEndIndex(SegmentedIndex):
         self, queries: list[np.ndarray], k: int, allowed: list[np.ndarray] | None
     ) -> list[list[tuple[int, int, float]]]:
         raise NotImplementedError
-
-    def _subset_groups(self, subset: Any, n_queries: int) -> list[Any] | None:
-        """``subset`` as one group of ids per query (None: no restriction)."""
-        if subset is None:
-            return None
-        if isinstance(subset, (str, int)):
-            subset = [subset]
-        subset = list(subset)
-        if subset and all(isinstance(s, (list, tuple, set)) for s in subset):
-            if len(subset) != n_queries:
-                raise ValueError(
-                    f"subset has {len(subset)} lists but there are {n_queries} queries."
-                )
-            return [list(s) for s in subset]
-        return [subset] * n_queries
 
     def __call__(
         self,
@@ -70,7 +55,7 @@ class EndToEndIndex(SegmentedIndex):
                 "The index is empty. Please add documents before querying."
             )
         queries = [to_float32_numpy(q) for q in queries]
-        groups = self._subset_groups(subset, len(queries))
+        groups = per_query_subsets(subset, len(queries))
         if groups is None:
             hits = self._search_hits(queries, k, None)
             return [self._hits_to_results(h) for h in hits]

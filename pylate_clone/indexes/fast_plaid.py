@@ -14,7 +14,6 @@ import json
 import math
 import os
 import shutil
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,29 +21,20 @@ import torch
 
 from ._generations import GenerationIndexMixin, IndexStore
 from ._idmap import DocumentId, normalize_id
+from ._plaid_params import plaid_settings
 from ._ragged import pack_folder, unpack_folder
 from ._storage import DEFAULT_LOCK_TIMEOUT, IndexFormatError, crash_point
 from .base import Base
 from .utils import (
     as_matrices,
     check_documents,
-    check_int,
     check_k,
     convert_embeddings_to_torch,
     embedding_dim,
+    per_query_subsets,
 )
 
 PAYLOAD = "fast_plaid"
-_STANFORD_ONLY = (
-    "embedding_size",
-    "nranks",
-    "index_bsize",
-    "ndocs",
-    "centroid_score_threshold",
-    "ncells",
-    "search_batch_size",
-)
-_NBITS = (1, 2, 4, 8)
 
 
 def _import_fast_plaid():
@@ -179,52 +169,25 @@ class FastPlaid(GenerationIndexMixin, Base):
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         **kwargs: Any,
     ) -> None:
-        ignored = sorted(set(kwargs) & set(_STANFORD_ONLY))
-        unknown = sorted(set(kwargs) - set(_STANFORD_ONLY))
-        if unknown:
-            raise TypeError(f"FastPlaid got unexpected keyword arguments: {unknown}.")
-        if ignored:
-            warnings.warn(
-                f"{ignored} only applied to the Stanford PLAID backend and are "
-                "ignored by the fast-plaid backend.",
-                FutureWarning,
-                stacklevel=2,
-            )
-        if nbits not in _NBITS or isinstance(nbits, bool):
-            raise ValueError(f"nbits must be one of {_NBITS}, got {nbits!r}.")
+        settings = plaid_settings(
+            type(self).__name__,
+            kwargs,
+            nbits=nbits,
+            kmeans_niters=kmeans_niters,
+            max_points_per_centroid=max_points_per_centroid,
+            n_samples_kmeans=n_samples_kmeans,
+            seed=seed,
+            use_triton=use_triton,
+            n_ivf_probe=n_ivf_probe,
+            n_full_scores=n_full_scores,
+            batch_size=batch_size,
+            num_threads=num_threads,
+            show_progress=show_progress,
+            device=device,
+            low_memory=low_memory,
+        )
+        self.__dict__.update(settings)
         self.lock_timeout = float(lock_timeout)
-        self.nbits = int(nbits)
-        self.kmeans_niters = check_int("kmeans_niters", kmeans_niters)
-        self.max_points_per_centroid = check_int(
-            "max_points_per_centroid", max_points_per_centroid
-        )
-        self.n_samples_kmeans = check_int(
-            "n_samples_kmeans", n_samples_kmeans, allow_none=True
-        )
-        self.seed = check_int("seed", seed, minimum=0)
-        if use_triton not in (None, True, False):
-            raise ValueError(
-                f"use_triton must be None, True or False, got {use_triton!r}."
-            )
-        self.use_triton = use_triton
-        self.n_ivf_probe = check_int("n_ivf_probe", n_ivf_probe, allow_none=True)
-        self.n_full_scores = check_int("n_full_scores", n_full_scores, allow_none=True)
-        self.batch_size = check_int("batch_size", batch_size, allow_none=True)
-        self.show_progress = bool(show_progress)
-        if device is not None and not (
-            isinstance(device, str)
-            or (
-                isinstance(device, list)
-                and device
-                and all(isinstance(d, str) for d in device)
-            )
-        ):
-            raise ValueError(
-                f"device must be None, a str or a list of str, got {device!r}."
-            )
-        self.device = device
-        self.num_threads = check_int("num_threads", num_threads, allow_none=True)
-        self.low_memory = bool(low_memory)
         self._search_module = _import_fast_plaid()
         super().__init__(index_folder, index_name, override)
         self._store = IndexStore(self.index_path, self.kind)
@@ -432,22 +395,9 @@ class FastPlaid(GenerationIndexMixin, Base):
 
     def _translate_subset(self, subset: Any, n_queries: int) -> list[list[int]] | None:
         """User-id subset (shared list or one list per query) to fast-plaid ids."""
-        if subset is None:
+        groups = per_query_subsets(subset, n_queries)
+        if groups is None:
             return None
-        if isinstance(subset, (str, int)):
-            subset = [subset]
-        subset = list(subset)
-        per_query = bool(subset) and all(
-            isinstance(s, (list, tuple, set)) for s in subset
-        )
-        if per_query:
-            if len(subset) != n_queries:
-                raise ValueError(
-                    f"subset has {len(subset)} lists but there are {n_queries} queries."
-                )
-            groups = [list(s) for s in subset]
-        else:
-            groups = [subset] * n_queries
         cache: dict[int, list[int]] = {}
         out = []
         for group in groups:

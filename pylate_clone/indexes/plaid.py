@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -11,27 +10,18 @@ import numpy as np
 
 from . import _ivf, _npy_stream, _search
 from ._end_to_end import EndToEndIndex
+from ._plaid_params import plaid_settings
 from ._segments import TOKENS, OpenSegment, Transaction
 from ._storage import DEFAULT_LOCK_TIMEOUT, IndexFormatError
-from .utils import check_int
+from .tuning import Tunable
 
-_STANFORD_ONLY = (
-    "embedding_size",
-    "nranks",
-    "index_bsize",
-    "ndocs",
-    "centroid_score_threshold",
-    "ncells",
-    "search_batch_size",
-)
-_NBITS = (1, 2, 4, 8)
 SAMPLE_CAP = 1 << 18  # token vectors at most in the k-means sample
 _CHUNK = 1 << 16  # token rows read at a time when scanning a segment
 
 CODES, INDPTR, DOCS = "codes.npy", "ivf_indptr.npy", "ivf_docs.npy"
 
 
-class PLAID(EndToEndIndex):
+class PLAID(Tunable, EndToEndIndex):
     """PLAID-style end-to-end index: IVF candidates, exact MaxSim re-scoring.
 
     Token vectors are stored once, in float16, in immutable segments. The
@@ -115,51 +105,25 @@ class PLAID(EndToEndIndex):
                 "use_fast=False selects the Stanford PLAID backend; use "
                 "indexes.StanfordPLAID for it."
             )
-        ignored = sorted(set(kwargs) & set(_STANFORD_ONLY))
-        unknown = sorted(set(kwargs) - set(_STANFORD_ONLY))
-        if unknown:
-            raise TypeError(f"PLAID got unexpected keyword arguments: {unknown}.")
-        if ignored:
-            warnings.warn(
-                f"{ignored} only applied to the Stanford PLAID backend and are "
-                "ignored.",
-                FutureWarning,
-                stacklevel=2,
-            )
-        if nbits not in _NBITS or isinstance(nbits, bool):
-            raise ValueError(f"nbits must be one of {_NBITS}, got {nbits!r}.")
+        settings = plaid_settings(
+            type(self).__name__,
+            kwargs,
+            nbits=nbits,
+            kmeans_niters=kmeans_niters,
+            max_points_per_centroid=max_points_per_centroid,
+            n_samples_kmeans=n_samples_kmeans,
+            seed=seed,
+            use_triton=use_triton,
+            n_ivf_probe=n_ivf_probe,
+            n_full_scores=n_full_scores,
+            batch_size=batch_size,
+            num_threads=num_threads,
+            show_progress=show_progress,
+            device=device,
+            low_memory=low_memory,
+        )
+        self.__dict__.update(settings)
         self.use_fast = True
-        self.nbits = int(nbits)
-        self.kmeans_niters = check_int("kmeans_niters", kmeans_niters)
-        self.max_points_per_centroid = check_int(
-            "max_points_per_centroid", max_points_per_centroid
-        )
-        self.n_samples_kmeans = check_int(
-            "n_samples_kmeans", n_samples_kmeans, allow_none=True
-        )
-        self.seed = check_int("seed", seed, minimum=0)
-        if use_triton not in (None, True, False):
-            raise ValueError(
-                f"use_triton must be None, True or False, got {use_triton!r}."
-            )
-        self.use_triton = use_triton
-        self.n_ivf_probe = check_int("n_ivf_probe", n_ivf_probe, allow_none=True)
-        self.n_full_scores = check_int("n_full_scores", n_full_scores, allow_none=True)
-        self.batch_size = check_int("batch_size", batch_size, allow_none=True)
-        self.num_threads = check_int("num_threads", num_threads, allow_none=True)
-        if device is not None and not (
-            isinstance(device, str)
-            or (
-                isinstance(device, list)
-                and device
-                and all(isinstance(d, str) for d in device)
-            )
-        ):
-            raise ValueError(
-                f"device must be None, a str or a list of str, got {device!r}."
-            )
-        self.device = device
-        self.low_memory = bool(low_memory)
         self._centroids: np.ndarray | None = None
         super().__init__(
             index_folder, index_name, override, show_progress, lock_timeout
@@ -279,19 +243,3 @@ class PLAID(EndToEndIndex):
     def _apply_setting(self, setting: dict[str, int]) -> None:
         self.n_ivf_probe = int(setting["n_ivf_probe"])
         self.n_full_scores = int(setting["n_full_scores"])
-
-    def tune(
-        self,
-        queries_embeddings: Any,
-        target_recall: float = 0.95,
-        k: int = 10,
-        settings: list[dict[str, int]] | None = None,
-    ) -> list[dict[str, Any]]:
-        """Pick the fastest ``n_ivf_probe`` / ``n_full_scores`` reaching a recall.
-
-        See :func:`pylate_clone.indexes.tuning.tune`; the chosen setting is
-        stored on this instance and the measured table is returned.
-        """
-        from .tuning import tune
-
-        return tune(self, queries_embeddings, target_recall, k, settings)

@@ -156,3 +156,27 @@ def grid(**axes: list[int]) -> list[dict[str, int]]:
     """Cartesian product of knob values as a list of settings."""
     names = list(axes)
     return [dict(zip(names, values)) for values in itertools.product(*axes.values())]
+
+
+class Tunable:
+    """Mixin giving an index :meth:`tune` (the index provides the knob hooks).
+
+    Hooks: ``_knob_names``, ``_current_setting(k)``, ``_tune_grid(k)``,
+    ``_search_keys(query, k, **setting)``, ``_apply_setting(setting)``.
+    """
+
+    def tune(
+        self,
+        queries_embeddings: Any,
+        target_recall: float = 0.95,
+        k: int = 10,
+        settings: list[dict[str, int]] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Pick the fastest search setting reaching ``target_recall`` against exact.
+
+        PLAID tunes ``n_ivf_probe`` / ``n_full_scores``; Voyager ``ef_search``
+        / ``k_token`` (the retriever reads ``k_token`` from the index). The
+        chosen setting is stored on this instance; see :func:`tune` for the
+        returned table.
+        """
+        return tune(self, queries_embeddings, target_recall, k, settings)

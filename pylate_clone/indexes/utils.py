@@ -238,6 +238,27 @@ def check_documents(
     return ids, matrices
 
 
+def per_query_subsets(subset: Any, n_queries: int) -> list[list[Any]] | None:
+    """``subset`` as one list of ids per query (None: no restriction).
+
+    A flat list (or one id) is shared by every query; a list of lists must
+    hold one list per query. The same list object is repeated for a shared
+    subset, so callers may cache per ``id()``.
+    """
+    if subset is None:
+        return None
+    if isinstance(subset, (str, int)):
+        subset = [subset]
+    subset = list(subset)
+    if subset and all(isinstance(s, (list, tuple, set)) for s in subset):
+        if len(subset) != n_queries:
+            raise ValueError(
+                f"subset has {len(subset)} lists but there are {n_queries} queries."
+            )
+        return [list(s) for s in subset]
+    return [subset] * n_queries
+
+
 def check_int(name: str, value: Any, minimum: int = 1, allow_none: bool = False):
     """Validate an integer parameter before it reaches a native library."""
     if value is None and allow_none:

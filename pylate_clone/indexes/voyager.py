@@ -12,6 +12,7 @@ from ..scores.maxsim import maxsim_flat
 from ._segments import TOKENS, OpenSegment, Transaction
 from ._storage import DEFAULT_LOCK_TIMEOUT, IndexFormatError
 from .segmented import SegmentedIndex
+from .tuning import Tunable
 from .utils import as_matrices, check_int, check_k, to_float32_numpy
 
 INDEX_FILE = "index.voyager"
@@ -27,7 +28,7 @@ def _import_voyager():
     return voyager
 
 
-class Voyager(SegmentedIndex):
+class Voyager(Tunable, SegmentedIndex):
     """HNSW index over document token vectors (cosine space), in segments.
 
     ``__call__`` returns the nearest document tokens of every query token;
@@ -283,20 +284,3 @@ class Voyager(SegmentedIndex):
     def _apply_setting(self, setting: dict[str, int]) -> None:
         self.ef_search = int(setting["ef_search"])
         self.k_token = int(setting["k_token"])
-
-    def tune(
-        self,
-        queries_embeddings: Any,
-        target_recall: float = 0.95,
-        k: int = 10,
-        settings: list[dict[str, int]] | None = None,
-    ) -> list[dict[str, Any]]:
-        """Pick the fastest ``ef_search`` / ``k_token`` reaching a recall.
-
-        See :func:`pylate_clone.indexes.tuning.tune`; the chosen setting is
-        stored on this instance (the retriever reads ``k_token`` from it) and
-        the measured table is returned.
-        """
-        from .tuning import tune
-
-        return tune(self, queries_embeddings, target_recall, k, settings)

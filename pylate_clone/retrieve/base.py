@@ -10,7 +10,7 @@ import torch
 import tqdm
 
 from ..indexes.base import Base
-from ..indexes.utils import as_matrices, check_int, check_k
+from ..indexes.utils import as_matrices, check_int, check_k, per_query_subsets
 from ..rank import RerankResult
 from ..utils.iter_batch import iter_batch
 
@@ -91,7 +91,7 @@ class BaseRetriever:
         queries = as_matrices(queries_embeddings, "queries_embeddings")
         if getattr(self.index, "is_end_to_end_index", False):
             return self.index(queries, k=k, subset=subset)
-        subsets = self._per_query_subsets(subset, len(queries))
+        subsets = per_query_subsets(subset, len(queries))
         if device is None:
             first = queries[0]
             device = str(first.device) if isinstance(first, torch.Tensor) else "cpu"
@@ -122,22 +122,6 @@ class BaseRetriever:
                 )
                 bar.update(1)
         return results
-
-    @staticmethod
-    def _per_query_subsets(subset: Any, n_queries: int) -> list[list[Any]] | None:
-        """Normalise ``subset`` to one list of ids per query (or None)."""
-        if subset is None:
-            return None
-        if isinstance(subset, (str, int)):
-            subset = [subset]
-        subset = list(subset)
-        if subset and all(isinstance(s, (list, tuple, set)) for s in subset):
-            if len(subset) != n_queries:
-                raise ValueError(
-                    f"subset has {len(subset)} lists but there are {n_queries} queries."
-                )
-            return [list(s) for s in subset]
-        return [subset] * n_queries
 
     def _score_batch(
         self,
