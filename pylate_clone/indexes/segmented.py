@@ -467,7 +467,10 @@ class SegmentedIndex(MergeMixin, Base):
         KeyError
             If an id is not in the index.
         """
-        self._sync()
+        # No reload up front: the retriever fetches the candidates of the search
+        # it just ran, and must read them from that search's view even if
+        # another process committed in between. Only an id unknown to the view
+        # triggers a reload.
         out = []
         for group in document_ids:
             matrices = []
@@ -475,9 +478,13 @@ class SegmentedIndex(MergeMixin, Base):
                 try:
                     s, row = self._positions(document_id)
                 except KeyError:
-                    raise KeyError(
-                        f"Document id {document_id!r} is not in the index."
-                    ) from None
+                    self._sync()
+                    try:
+                        s, row = self._positions(document_id)
+                    except KeyError:
+                        raise KeyError(
+                            f"Document id {document_id!r} is not in the index."
+                        ) from None
                 matrices.append(self._segments[s].matrix(row))
             out.append(matrices)
         return out

@@ -63,8 +63,10 @@ class ColBERT(BaseRetriever):
         # A custom index written for PyLate may offer only __call__ and
         # get_documents_embeddings: the exhaustive fallbacks need len(), `in`
         # and documents_ids, so they apply only when the index has them.
-        listing = getattr(index, "documents_ids", None)
-        collection = len(index) if hasattr(index, "__len__") else None
+        # (looked up on the type: reading the property would reload the index
+        # between the search and the fetch of its candidates)
+        kind = type(index)
+        exhaustive = hasattr(kind, "__len__") and hasattr(kind, "documents_ids")
         known = index.__contains__ if hasattr(index, "__contains__") else None
         candidates: list[list[Any]] = []
         for i, per_token in enumerate(hits["documents_ids"]):
@@ -79,12 +81,9 @@ class ColBERT(BaseRetriever):
                 found = [d for d in found if d in allowed_set]
                 if known is not None and len(found) < min(k, len(allowed)):
                     found = allowed
-            elif (
-                collection is not None
-                and listing is not None
-                and len(found) < k
-                and k >= collection
-            ):
+            elif exhaustive and len(found) < k and k >= len(index):
+                # len() only here: it may reload a newer state, whose ids
+                # documents_ids then lists consistently.
                 found = index.documents_ids
             candidates.append(found)
         # One query at a time: a query's candidates can hold hundreds of
