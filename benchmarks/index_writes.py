@@ -74,6 +74,13 @@ def main() -> None:
     parser.add_argument("--mode", default="iterable", choices=["iterable", "list"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--folder", default=None)
+    parser.add_argument(
+        "--seed-docs",
+        type=int,
+        default=0,
+        help="first add this many documents in their own commit (PLAID trains "
+        "its codebook on them), then stream the rest",
+    )
     args = parser.parse_args()
 
     folder = args.folder or tempfile.mkdtemp(prefix="index_writes_")
@@ -81,6 +88,19 @@ def main() -> None:
     rss_start = peak_rss_mb()
     start = time.perf_counter()
     stream = batches(args.docs, args.tokens, args.dim, args.batch)
+    if args.seed_docs:
+        ((seed_ids, seed_docs),) = batches(
+            args.seed_docs, args.tokens, args.dim, args.seed_docs
+        )
+        index.add_documents(seed_ids, list(seed_docs))
+        del seed_docs
+        stream = batches(
+            args.docs - args.seed_docs,
+            args.tokens,
+            args.dim,
+            args.batch,
+            args.seed_docs,
+        )
     if args.mode == "list":
         ids, docs = [], []
         for batch_ids, block in stream:
@@ -118,6 +138,7 @@ def main() -> None:
                 "add20_median_s": round(statistics.median(add_s), 3),
                 "remove10_s": [round(x, 3) for x in remove_s],
                 "remove10_median_s": round(statistics.median(remove_s), 3),
+                "seed_docs": args.seed_docs,
                 "segments": index.num_segments,
                 "load_avg": os.getloadavg(),
             }

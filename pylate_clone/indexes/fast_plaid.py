@@ -29,6 +29,7 @@ from .utils import (
     as_matrices,
     check_documents,
     check_k,
+    check_timeout,
     convert_embeddings_to_torch,
     embedding_dim,
     per_query_subsets,
@@ -187,7 +188,7 @@ class FastPlaid(GenerationIndexMixin, Base):
             low_memory=low_memory,
         )
         self.__dict__.update(settings)
-        self.lock_timeout = float(lock_timeout)
+        self.lock_timeout = check_timeout(lock_timeout)
         self._search_module = _import_fast_plaid()
         super().__init__(index_folder, index_name, override)
         self._store = IndexStore(self.index_path, self.kind)

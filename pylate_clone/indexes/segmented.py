@@ -38,7 +38,14 @@ from ._storage import (
     write_lock,
 )
 from .base import Base
-from .utils import check_documents, check_finite, check_int, to_float32_numpy
+from .utils import (
+    as_batches,
+    check_documents,
+    check_finite,
+    check_int,
+    check_timeout,
+    to_float32_numpy,
+)
 
 
 class SegmentedIndex(MergeMixin, Base):
@@ -71,16 +78,8 @@ class SegmentedIndex(MergeMixin, Base):
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     ) -> None:
         super().__init__(index_folder, index_name, override)
-        if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)):
-            raise ValueError(
-                f"lock_timeout must be a number >= 0, got {lock_timeout!r}."
-            )
-        if lock_timeout < 0:
-            raise ValueError(
-                f"lock_timeout must be a number >= 0, got {lock_timeout!r}."
-            )
         self.show_progress = bool(show_progress)
-        self.lock_timeout = float(lock_timeout)
+        self.lock_timeout = check_timeout(lock_timeout)
         self._store = SegmentStore(self.index_path, self.kind)
         self._segments: list[OpenSegment] = []
         self._manifest: dict[str, Any] | None = None
@@ -280,24 +279,6 @@ class SegmentedIndex(MergeMixin, Base):
 
     # -- writes ------------------------------------------------------------------
 
-    def _batches(
-        self, documents_ids: Any, documents_embeddings: Any
-    ) -> Iterable[tuple[Any, Any]]:
-        if documents_embeddings is not None:
-            return [(documents_ids, documents_embeddings)]
-        if isinstance(documents_ids, (str, bytes, int, np.ndarray, list, tuple)):
-            raise TypeError(
-                "documents_embeddings is missing: pass ids and embeddings, or one "
-                "iterable of (ids, embeddings) batches."
-            )
-        try:
-            return iter(documents_ids)
-        except TypeError:
-            raise TypeError(
-                f"documents_ids must be ids or an iterable of (ids, embeddings) "
-                f"batches, got {type(documents_ids).__name__}."
-            ) from None
-
     def _write_segment(
         self,
         txn: Transaction,
@@ -413,7 +394,7 @@ class SegmentedIndex(MergeMixin, Base):
             ``self``.
         """
         check_int("batch_size", batch_size)
-        batches = self._batches(documents_ids, documents_embeddings)
+        batches = as_batches(documents_ids, documents_embeddings)
         with self._transaction("add_documents") as txn:
             self._write_segment(txn, batches)
         self._maybe_merge()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -279,3 +279,32 @@ def check_int(name: str, value: Any, minimum: int = 1, allow_none: bool = False)
 def check_k(k: Any) -> int:
     """Validate the number of results requested."""
     return check_int("k", k, minimum=1)
+
+
+def check_timeout(value: Any) -> float:
+    """Validate a lock timeout in seconds (a number >= 0)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"lock_timeout must be a number >= 0, got {value!r}.")
+    return float(value)
+
+
+def as_batches(documents_ids: Any, documents_embeddings: Any) -> Iterable:
+    """The ``(ids, embeddings)`` batches of an ``add_documents`` call.
+
+    With embeddings: one batch. Without: ``documents_ids`` must be an
+    iterable of ``(ids, embeddings)`` batches (a generator, say).
+    """
+    if documents_embeddings is not None:
+        return [(documents_ids, documents_embeddings)]
+    if isinstance(documents_ids, (str, bytes, int, np.ndarray, list, tuple)):
+        raise TypeError(
+            "documents_embeddings is missing: pass ids and embeddings, or one "
+            "iterable of (ids, embeddings) batches."
+        )
+    try:
+        return iter(documents_ids)
+    except TypeError:
+        raise TypeError(
+            "documents_ids must be ids or an iterable of (ids, embeddings) "
+            f"batches, got {type(documents_ids).__name__}."
+        ) from None
