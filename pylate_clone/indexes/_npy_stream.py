@@ -61,7 +61,7 @@ class NpyAppender:
                 f"rows of shape {block.shape[1:]} appended to {self.path.name}, "
                 f"which holds rows of shape {self.row_shape}"
             )
-        self._handle.write(block.tobytes())
+        self._handle.write(memoryview(block).cast("B"))  # no copy
         self.rows += len(block)
 
     def close(self) -> None:

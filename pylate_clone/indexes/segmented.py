@@ -47,6 +47,8 @@ from .utils import (
     to_float32_numpy,
 )
 
+_SLICE_DOCS = 2048  # documents concatenated at a time while writing
+
 
 class SegmentedIndex(MergeMixin, Base):
     """Base of the segment-format indexes; see the module docstring.
@@ -326,22 +328,26 @@ class SegmentedIndex(MergeMixin, Base):
                         f"{describe_ids(again)}."
                     )
                 seen.update(ids)
-                block = np.concatenate([to_float32_numpy(m) for m in matrices])
-                if validate and not np.isfinite(block).all():
-                    # One vectorised check per batch; locate the culprit only
-                    # when it fails.
-                    check_finite(matrices, "documents_embeddings", ids)
-                if writer is None:
-                    self._dim = int(block.shape[1])
-                    txn.params = {**txn.params, **self._params()}
-                    writer = _npy_stream.NpyAppender(
-                        staging / TOKENS, self.storage_dtype, (self._dim,)
-                    )
-                self._on_batch(state, block, total)
-                writer.append(block)
-                lengths = np.asarray([len(m) for m in matrices], dtype=np.int64)
-                offsets.append(total + np.cumsum(lengths))
-                total += int(lengths.sum())
+                # A large batch (a whole collection given as one list) is
+                # written in slices, so no full-size copy is ever made.
+                for first in range(0, len(matrices), _SLICE_DOCS):
+                    part = matrices[first : first + _SLICE_DOCS]
+                    block = np.concatenate([to_float32_numpy(m) for m in part])
+                    if validate and not np.isfinite(block).all():
+                        # One vectorised check per slice; locate the culprit
+                        # only when it fails.
+                        check_finite(part, "documents_embeddings", ids[first:], first)
+                    if writer is None:
+                        self._dim = int(block.shape[1])
+                        txn.params = {**txn.params, **self._params()}
+                        writer = _npy_stream.NpyAppender(
+                            staging / TOKENS, self.storage_dtype, (self._dim,)
+                        )
+                    self._on_batch(state, block, total)
+                    writer.append(block)
+                    lengths = np.asarray([len(m) for m in part], dtype=np.int64)
+                    offsets.append(total + np.cumsum(lengths))
+                    total += int(lengths.sum())
                 written.extend(ids)
                 bar.update(len(ids))
                 crash_point("batch_written")

@@ -97,17 +97,20 @@ def _all_finite(matrix: Any) -> bool:
     return bool(np.isfinite(matrix).all())
 
 
-def check_finite(items: Sequence[Any], name: str, labels: Sequence[Any] = ()) -> None:
+def check_finite(
+    items: Sequence[Any], name: str, labels: Sequence[Any] = (), start: int = 0
+) -> None:
     """Raise ``ValueError`` naming the first item holding NaN or inf.
 
-    ``labels`` (e.g. document ids) are added to the message when given.
+    ``labels`` (e.g. document ids) are added to the message when given;
+    ``start`` is the position of ``items[0]`` in the argument.
     """
     for i, item in enumerate(items):
         if not _all_finite(item):
             label = f" (id {labels[i]!r})" if i < len(labels) else ""
             raise ValueError(
-                f"{name}[{i}]{label} holds NaN or infinite values; embeddings "
-                "must be finite."
+                f"{name}[{start + i}]{label} holds NaN or infinite values; "
+                "embeddings must be finite."
             )
 
 
