@@ -232,7 +232,7 @@ class SegmentedIndex(MergeMixin, Base):
             seg_of.append(np.full(len(rows), s, dtype=np.int32))
             row_of.append(rows)
         try:
-            self._ids = DocumentIdMap(ids)
+            self._ids = DocumentIdMap.from_stored(ids)
         except (TypeError, ValueError) as error:
             raise IndexFormatError(
                 f"{self._store.manifest_path}: segments disagree on ids ({error})."
