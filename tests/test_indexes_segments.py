@@ -339,3 +339,20 @@ def test_empty_folder_listing_is_only_ours(tmp_path):
     names = sorted(os.listdir(tmp_path / "colbert"))
     assert names[0] == ".readers.lock" or names[0] == ".write.lock"
     assert "manifest.json" in names and any(n.startswith("seg-") for n in names)
+
+
+def test_garbage_collection_waits_for_readers_opening_files(tmp_path):
+    from pylate_clone.indexes._storage import readers_lock
+
+    docs = unit_docs(10, seed=36)
+    index = make_index("exact", tmp_path)
+    index.add_documents([f"g{i}" for i in range(10)], docs)
+    for i in range(3):  # three generations of tombstones of one segment
+        index.remove_documents([f"g{i}"])
+    folder = tmp_path / "colbert"
+    assert len(list(folder.glob("del-*"))) == 2  # the last two manifests' files
+    with readers_lock(folder):  # a reader is between manifest and files
+        index.remove_documents(["g3"])
+        assert len(list(folder.glob("del-*"))) == 3  # nothing deleted meanwhile
+    index.remove_documents(["g4"])
+    assert len(list(folder.glob("del-*"))) == 2
