@@ -176,7 +176,7 @@ class SegmentedIndex(MergeMixin, Base):
         """Reload incrementally if another commit happened since the last look."""
         store = self._store
         stamp = store.stamp()
-        if not force and stamp == self._stamp:
+        if not force and stamp == self._stamp and self._manifest is not None:
             return
         with store.reading():
             manifest = store.read_manifest()
