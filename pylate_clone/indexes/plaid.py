@@ -226,9 +226,8 @@ class PLAID(Tunable, EndToEndIndex):
 
         num = len(self._centroids)
         probes = sorted({p for p in (1, 2, 4, 8, 16, 32) if p <= num} or {1})
-        fulls = sorted(
-            {f for f in (k, 2 * k, 4 * k, 64, 128, 256, 512, 1024, 2048) if f >= k}
-        )
+        # Candidates re-scored: multiples of k, at most the collection.
+        fulls = sorted({min(len(self._ids), m * k) for m in (1, 3, 10, 30, 100)})
         return grid(n_ivf_probe=probes, n_full_scores=fulls)
 
     def _search_keys(
