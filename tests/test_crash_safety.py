@@ -1,11 +1,13 @@
-"""A process SIGKILLed during add_documents / remove_documents leaves a loadable index.
+"""A process SIGKILLed during any write leaves a loadable index in one whole state.
 
 A child process performs one write and is killed either at a named point of
 the write (the test-only ``PYLATE_CLONE_TEST_CRASH_AT`` hook makes it SIGKILL
 itself there) or after a random delay by the parent. The parent then reloads
 the index and checks it holds exactly the content from before the call or
 the content after it, that every document is found by its own vectors, and
-that the next write succeeds and cleans the leftovers.
+that the next write succeeds and cleans the leftovers. Every write path is
+covered: add, remove, update, iterable (streamed) add, merge and compact, on
+the segment kinds (Voyager, PLAID, Exact) and on FastPlaid (format 1).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from pylate_clone import retrieve
+from pylate_clone.indexes._segments import SegmentStore
 from pylate_clone.indexes._storage import CRASH_ENV
 from tests.test_indexes import make_index, unit_docs
 
@@ -33,6 +36,7 @@ BASE_IDS = [f"b{i}" for i in range(N_BASE - 5)] + list(range(5))
 NEW_IDS = ["n0", "n1", "n2", 99]
 REPLACED = "b2"
 REMOVED = ["b1", 3, "b7"]
+SEGMENTED = ("voyager", "plaid", "exact")
 
 CHILD = textwrap.dedent(
     """
@@ -53,25 +57,47 @@ def do_write(kind: str, folder: str, op: str, announce: bool = False) -> None:
     index = make_index(kind, Path(folder))
     if announce:
         print("START", flush=True)
+    new_ids, new_docs = NEW_IDS + [REPLACED], docs[N_BASE:]
     if op == "add":
-        index.add_documents(NEW_IDS + [REPLACED], docs[N_BASE:])
-    else:
+        index.add_documents(new_ids, new_docs)
+    elif op == "update":
+        index.update_documents(new_ids, new_docs)
+    elif op == "iterable":
+        index.add_documents(
+            iter([(new_ids[:2], new_docs[:2]), (new_ids[2:], new_docs[2:])])
+        )
+    elif op == "remove":
         index.remove_documents(REMOVED)
+    elif op == "remove2":  # the second commit collects the first one's garbage
+        index.remove_documents(REMOVED[:1])
+        index.remove_documents(REMOVED[1:])
+    elif op == "merge":
+        index.max_segments = 1  # force a merge of the template's segments
+        index.merge()
+    else:
+        index.compact()
 
 
 def expected_states(op: str) -> tuple[set, set]:
     before = set(BASE_IDS)
-    after = before | set(NEW_IDS) if op == "add" else before - set(REMOVED)
-    return before, after
+    if op in ("add", "update", "iterable"):
+        return before, before | set(NEW_IDS)
+    if op in ("remove", "remove2"):
+        return before, before - set(REMOVED)
+    return before, before  # merge / compact keep the content
 
 
 @pytest.fixture(scope="module")
 def templates(tmp_path_factory):
     root = tmp_path_factory.mktemp("crash_templates")
     docs = _docs()
-    for kind in ("voyager", "plaid"):
+    for kind in (*SEGMENTED, "fast_plaid"):
         index = make_index(kind, root / kind)
-        index.add_documents(BASE_IDS, docs[:N_BASE])
+        index.add_documents(BASE_IDS[:15], docs[:15])
+        index.add_documents(BASE_IDS[15:], docs[15:N_BASE])
+        if kind in SEGMENTED:
+            index.remove_documents(["b0"])  # a tombstone for compact to drop
+            index.add_documents(["b0"], docs[0])
     return root
 
 
@@ -102,9 +128,9 @@ def _check_index(kind, folder, op):
     index = make_index(kind, folder)
     ids = set(index.documents_ids)
     assert ids in (before, after), sorted(map(str, ids ^ after))
-    state = "after" if ids == after else "before"
+    state = "after" if ids == after and op not in ("merge", "compact") else "before"
     vectors = {i: docs[n] for n, i in enumerate(BASE_IDS)}
-    if state == "after" and op == "add":
+    if state == "after" and op not in ("remove", "remove2"):
         vectors.update({i: docs[N_BASE + n] for n, i in enumerate(NEW_IDS)})
         vectors[REPLACED] = docs[-1]
     names = sorted(ids, key=str)
@@ -112,64 +138,92 @@ def _check_index(kind, folder, op):
     assert [rs[0]["id"] for rs in results] == names
     # The next write works and garbage-collects the interrupted write's leftovers.
     index.add_documents(["post"], docs[0][:3])
-    leftovers = sorted(
-        p.name
-        for p in (folder / "colbert").iterdir()
-        if p.name.startswith(("gen-", "tmp-"))
-    )
-    assert len(leftovers) == 1 and leftovers[0].startswith("gen-"), leftovers
+    root = folder / "colbert"
+    if kind in SEGMENTED:
+        manifest = json.loads((root / "manifest.json").read_text())
+        keep = SegmentStore.referenced(manifest) | set(manifest["previous"])
+        stray = [
+            p.name
+            for p in root.iterdir()
+            if p.name.startswith(("tmp-", "seg-", "del-", "centroids-"))
+            and p.name not in keep
+        ]
+        assert not stray, stray
+    else:
+        leftovers = sorted(
+            p.name for p in root.iterdir() if p.name.startswith(("gen-", "tmp-"))
+        )
+        assert 1 <= len(leftovers) <= 2, leftovers
+        assert all(name.startswith("gen-") for name in leftovers), leftovers
     return state
 
 
-NAMED = {
-    "voyager": [
-        ("add", "voyager_payload_written"),
-        ("add", "generation_renamed"),
-        ("remove", "manifest_replaced"),
-        ("remove", "garbage_collecting"),
-    ],
-    "plaid": [
-        ("add", "plaid_copy_made"),
-        ("add", "plaid_deleted"),
-        ("add", "plaid_native_written"),
-        ("add", "generation_renamed"),
-        ("add", "manifest_replaced"),
-        ("remove", "staging_written"),
-        ("remove", "garbage_collecting"),
-    ],
-}
-EXPECTED_STATE = {
-    "voyager_payload_written": "before",
-    "plaid_copy_made": "before",
-    "plaid_deleted": "before",
-    "plaid_native_written": "before",
-    "staging_written": "before",
-    "generation_renamed": "before",
-    "manifest_replaced": "after",
-    "garbage_collecting": "after",
-}
+SEGMENT_POINTS = [
+    ("add", "batch_written", "before"),
+    ("add", "segment_written", "before"),
+    ("add", "before_manifest", "before"),
+    ("add", "manifest_replaced", "after"),
+    ("update", "segment_written", "before"),
+    ("remove2", "garbage_collecting", "after"),
+    ("iterable", "batch_written", "before"),
+    ("iterable", "manifest_replaced", "after"),
+    ("remove", "tombstones_written", "before"),
+    ("remove", "before_manifest", "before"),
+    ("remove", "manifest_replaced", "after"),
+    ("merge", "segment_written", "before"),
+    ("merge", "merge_staged", "before"),
+    ("compact", "compact_staged", "before"),
+    ("compact", "manifest_replaced", "before"),
+]
+FAST_PLAID_POINTS = [
+    ("add", "plaid_copy_made", "before"),
+    ("add", "plaid_native_written", "before"),
+    ("add", "generation_renamed", "before"),
+    ("add", "manifest_replaced", "after"),
+    ("remove", "staging_written", "before"),
+    ("remove", "garbage_collecting", "after"),
+    ("update", "plaid_deleted", "before"),
+]
+# Every point on Exact; on PLAID and Voyager the paths where their own files
+# are written (the storage steps they share with Exact are the same code).
+KIND_POINTS = [
+    ("add", "segment_written", "before"),
+    ("add", "manifest_replaced", "after"),
+    ("iterable", "batch_written", "before"),
+    ("remove", "tombstones_written", "before"),
+    ("merge", "merge_staged", "before"),
+    ("compact", "compact_staged", "before"),
+]
+CASES = (
+    [("exact", *case) for case in SEGMENT_POINTS]
+    + [(k, *case) for k in ("voyager", "plaid") for case in KIND_POINTS]
+    + [("fast_plaid", *case) for case in FAST_PLAID_POINTS]
+)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "kind,op,point", [(k, op, p) for k, cases in NAMED.items() for op, p in cases]
-)
-def test_kill_at_named_point(kind, op, point, templates, tmp_path):
+@pytest.mark.parametrize("kind,op,point,state", CASES)
+def test_kill_at_named_point(kind, op, point, state, templates, tmp_path):
     folder = tmp_path / "idx"
     shutil.copytree(templates / kind, folder)
     code, err = _run_child(kind, folder, op, crash_at=point)
     assert code == -signal.SIGKILL, err[-2000:]
-    assert _check_index(kind, folder, op) == EXPECTED_STATE[point]
+    assert _check_index(kind, folder, op) == state
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["voyager", "plaid"])
+@pytest.mark.parametrize("kind", [*SEGMENTED, "fast_plaid"])
 def test_kill_at_random_moments(kind, templates, tmp_path):
     rng = random.Random(1234)
     states = []
-    delays = [0.05, 0.4, 1.2, 3.0] if kind == "plaid" else [0.0, 0.05]
+    delays = [0.05, 0.4, 1.2, 3.0] if kind == "fast_plaid" else [0.0, 0.03, 0.1]
+    ops = ["add", "compact", "remove"]
     for trial, delay in enumerate(delays):
-        op = "add" if trial % 2 == 0 else "remove"
+        op = (
+            ops[trial % len(ops)]
+            if kind != "fast_plaid"
+            else ["add", "remove"][trial % 2]
+        )
         folder = tmp_path / f"trial{trial}"
         shutil.copytree(templates / kind, folder)
         code, err = _run_child(

@@ -1,49 +1,40 @@
-"""Crash-safe, pickle-free on-disk layout shared by every index.
+"""File-system primitives shared by every index layout: atomic writes, locks, hooks.
 
-Layout of ``{index_folder}/{index_name}/``::
+Nothing here knows about segments or generations. It is the one place where
+index files are written (so that the test-only fault hook sees every write),
+fsynced, atomically replaced and locked.
 
-    manifest.json          the only mutable file: names the live generation
-    gen-000003-<hex>/      the live generation (payload files + ids.json)
-    .write.lock            advisory lock held by a writer
+Test hooks (never set in normal use):
 
-A write never touches the live generation. It builds the next generation in a
-``tmp-<hex>`` folder, fsyncs every file, renames the folder to ``gen-…`` and then
-commits by atomically replacing ``manifest.json`` (write to a temporary file,
-fsync, ``os.replace``, fsync the folder). A process killed at any moment leaves
-either the old manifest (old generation, complete) or the new one (new
-generation, complete); leftover folders of an interrupted write are ignored by
-readers and deleted by the next writer.
-
-The manifest records the size (and, for small files, the SHA-256) of every file
-of the generation, so a truncated or replaced file is reported by name instead
-of failing deep inside a native library.
+* ``PYLATE_CLONE_TEST_CRASH_AT=<name>``: the process SIGKILLs itself when it
+  reaches :func:`crash_point` ``(name)``.
+* ``PYLATE_CLONE_TEST_FAULT=<ERRNO>:<n>`` (or :func:`simulate_fault`): the
+  ``n``-th file written through :func:`open_for_write` from then on fails with
+  ``OSError(ERRNO)`` (``ENOSPC``, ``EACCES``, ``EROFS``...), as a full disk, a
+  permission change or a read-only remount would part-way through a commit.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno as errno_module
 import hashlib
-import json
 import os
-import shutil
 import signal
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from ._idmap import DocumentIdMap
-
-MANIFEST = "manifest.json"
-IDS_FILE = "ids.json"
-LOCK_FILE = ".write.lock"
-FORMAT = "pylate_clone.index"
-FORMAT_VERSION = 1
-_HASH_LIMIT = 1 << 20  # files up to 1 MiB are also checksummed
-
-# Test-only fault injection: when this variable names a crash point, the process
-# SIGKILLs itself there. Used by tests/test_crash_safety.py, never set otherwise.
 CRASH_ENV = "PYLATE_CLONE_TEST_CRASH_AT"
+FAULT_ENV = "PYLATE_CLONE_TEST_FAULT"
+HASH_LIMIT = 1 << 20  # files up to 1 MiB are also checksummed
+WRITE_LOCK = ".write.lock"
+READERS_LOCK = ".readers.lock"
+DEFAULT_LOCK_TIMEOUT = 60.0
+
+_fault: dict[str, int] = {}
 
 
 class IndexFormatError(ValueError):
@@ -56,11 +47,63 @@ def crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _fsync_path(path: Path, directory: bool = False) -> None:
+@contextlib.contextmanager
+def simulate_fault(error: str, nth: int = 1) -> Iterator[None]:
+    """Test hook: make the ``nth`` file write inside the block fail with ``error``.
+
+    Parameters
+    ----------
+    error
+        An errno name such as ``"ENOSPC"``, ``"EACCES"`` or ``"EROFS"``.
+    nth
+        Which write fails (1 = the first).
+    """
+    _fault.clear()
+    _fault.update(code=getattr(errno_module, error), left=nth)
+    try:
+        yield
+    finally:
+        _fault.clear()
+
+
+def _maybe_fail(path: Path) -> None:
+    if not _fault and os.environ.get(FAULT_ENV):
+        name, _, nth = os.environ[FAULT_ENV].partition(":")
+        _fault.update(code=getattr(errno_module, name), left=int(nth or 1))
+        os.environ.pop(FAULT_ENV)
+    if not _fault:
+        return
+    _fault["left"] -= 1
+    if _fault["left"] == 0:
+        code = _fault.pop("code")
+        _fault.clear()
+        raise OSError(code, os.strerror(code), str(path))
+
+
+def open_for_write(path: Path) -> IO[bytes]:
+    """Create ``path`` for writing (the one entry point the fault hook watches)."""
+    _maybe_fail(path)
+    return open(path, "xb")
+
+
+def describe_os_error(error: OSError, action: str) -> OSError:
+    """Re-state an ``OSError`` as what failed, where, and that nothing changed."""
+    name = errno_module.errorcode.get(error.errno or 0, "OSError")
+    where = error.filename or "the index folder"
+    return type(error)(
+        error.errno,
+        f"{action} failed writing {where}: {error.strerror or error} ({name}). "
+        "The index was left at its previous committed state.",
+        error.filename,
+    )
+
+
+def fsync_path(path: Path, directory: bool = False) -> None:
+    """fsync a file or a folder (best effort on platforms that refuse folders)."""
     flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
     try:
         fd = os.open(path, flags)
-    except OSError:  # e.g. directories on platforms that cannot open them
+    except OSError:
         return
     try:
         os.fsync(fd)
@@ -74,22 +117,33 @@ def fsync_tree(root: Path) -> None:
     """fsync every file and folder under ``root`` (inclusive)."""
     for folder, _, files in os.walk(root):
         for name in files:
-            _fsync_path(Path(folder) / name)
-        _fsync_path(Path(folder), directory=True)
+            fsync_path(Path(folder) / name)
+        fsync_path(Path(folder), directory=True)
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write a new file and fsync it (not atomic by itself: used inside staging)."""
+    with open_for_write(path) as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temp file, fsync, rename, fsync dir)."""
     tmp = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex[:12]}")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_path(path.parent, directory=True)
+    try:
+        write_file(tmp, data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_path(path.parent, directory=True)
 
 
-def _sha256(path: Path) -> str:
+def sha256(path: Path) -> str:
+    """Hex SHA-256 of a file."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -97,276 +151,124 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def describe_file(path: Path) -> dict[str, Any]:
+    """Size, and SHA-256 for files up to :data:`HASH_LIMIT`, of one file."""
+    size = path.stat().st_size
+    entry: dict[str, Any] = {"size": size}
+    if size <= HASH_LIMIT:
+        entry["sha256"] = sha256(path)
+    return entry
+
+
 def describe_files(root: Path) -> dict[str, dict[str, Any]]:
-    """Size (and SHA-256 for small files) of every file under ``root``."""
+    """:func:`describe_file` of every file under ``root``, keyed by relative path."""
     files: dict[str, dict[str, Any]] = {}
     for folder, _, names in os.walk(root):
         for name in names:
             path = Path(folder) / name
-            relative = path.relative_to(root).as_posix()
-            size = path.stat().st_size
-            entry: dict[str, Any] = {"size": size}
-            if size <= _HASH_LIMIT:
-                entry["sha256"] = _sha256(path)
-            files[relative] = entry
+            files[path.relative_to(root).as_posix()] = describe_file(path)
     return dict(sorted(files.items()))
 
 
-@contextlib.contextmanager
-def _exclusive_lock(folder: Path) -> Iterator[None]:
-    """Advisory inter-process write lock (no-op where ``fcntl`` is missing)."""
+def check_file(path: Path, entry: dict[str, Any], manifest: Path) -> None:
+    """Raise :class:`IndexFormatError` if ``path`` differs from its manifest entry."""
+    if not path.is_file():
+        raise IndexFormatError(f"{path} is missing from the index.")
+    size = path.stat().st_size
+    if size != entry.get("size"):
+        raise IndexFormatError(
+            f"{path} is truncated or was replaced: {size} bytes on disk, "
+            f"{entry.get('size')} recorded in {manifest.name}."
+        )
+    if "sha256" in entry and sha256(path) != entry["sha256"]:
+        raise IndexFormatError(
+            f"{path} was altered: its checksum differs from {manifest.name}."
+        )
+
+
+def _fcntl() -> Any:
     try:
         import fcntl
     except ImportError:  # pragma: no cover - non-POSIX
+        return None
+    return fcntl
+
+
+@contextlib.contextmanager
+def write_lock(folder: Path, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
+    """Exclusive inter-process writer lock, waited for up to ``timeout`` seconds.
+
+    Raises
+    ------
+    TimeoutError
+        If another writer still holds the lock after ``timeout`` seconds.
+    """
+    fcntl = _fcntl()
+    if fcntl is None:  # pragma: no cover
         yield
         return
-    with open(folder / LOCK_FILE, "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    with open(folder / WRITE_LOCK, "a+b") as handle:
+        deadline = time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(
+                        f"{folder} is being written by another process; gave up "
+                        f"waiting for its write lock after {timeout:g} s (raise "
+                        "lock_timeout to wait longer)."
+                    ) from None
+                time.sleep(delay)
+                delay = min(0.1, delay * 2)
         try:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-class IndexStore:
-    """Generations of one index folder, committed through an atomic manifest.
+@contextlib.contextmanager
+def readers_lock(folder: Path) -> Iterator[None]:
+    """Shared lock held by a reader while it opens the files a manifest names.
 
-    Parameters
-    ----------
-    path
-        The index folder ``{index_folder}/{index_name}``.
-    kind
-        Index type recorded in the manifest (``"voyager"`` or ``"plaid"``); a
-        folder written by another kind is refused.
+    Garbage collection takes the same lock exclusively (see
+    :func:`try_collect_lock`), so no file is deleted while a reader is between
+    reading the manifest and mapping the files it names.
     """
+    fcntl = _fcntl()
+    path = folder / READERS_LOCK
+    if fcntl is None or not folder.is_dir():
+        yield
+        return
+    try:
+        handle = open(path, "a+b")
+    except OSError:  # read-only folder: readers cannot race a writer there
+        yield
+        return
+    with handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
-    def __init__(self, path: str | os.PathLike, kind: str) -> None:
-        self.path = Path(path)
-        self.kind = kind
-        self.manifest_path = self.path / MANIFEST
-        self._manifest: dict[str, Any] | None = None
 
-    # -- reading ---------------------------------------------------------------
-
-    def exists(self) -> bool:
-        """Whether the folder holds a committed index (a manifest)."""
-        return self.manifest_path.is_file()
-
-    def check_not_foreign(self) -> None:
-        """Refuse a non-empty folder without a manifest (e.g. a PyLate pickle index).
-
-        Raises
-        ------
-        IndexFormatError
-            Naming one of the foreign files.
-        """
-        if not self.path.is_dir() or self.exists():
+@contextlib.contextmanager
+def try_collect_lock(folder: Path) -> Iterator[bool]:
+    """Exclusive, non-blocking hold of the readers lock; yields whether it was got."""
+    fcntl = _fcntl()
+    if fcntl is None:  # pragma: no cover
+        yield True
+        return
+    with open(folder / READERS_LOCK, "a+b") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
             return
-        ours = {LOCK_FILE}
-        foreign = sorted(
-            p.name
-            for p in self.path.iterdir()
-            if p.name not in ours
-            and not p.name.startswith(("tmp-", "gen-", f"{MANIFEST}.tmp-"))
-        )
-        if foreign:
-            raise IndexFormatError(
-                f"{self.path / foreign[0]} is not part of a pylate_clone index "
-                f"(the folder has no {MANIFEST}; found {len(foreign)} foreign "
-                "file(s)). Pickle-based PyLate indexes are not loaded; rebuild the "
-                "index, or pass override=True to replace this folder."
-            )
-
-    def read_manifest(self) -> dict[str, Any]:
-        """Parse and validate ``manifest.json``."""
         try:
-            raw = self.manifest_path.read_bytes()
-            manifest = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise IndexFormatError(
-                f"{self.manifest_path} is truncated or not valid JSON ({error})."
-            ) from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise IndexFormatError(
-                f"{self.manifest_path} is not a pylate_clone index manifest."
-            )
-        if manifest.get("version") != FORMAT_VERSION:
-            raise IndexFormatError(
-                f"{self.manifest_path}: unsupported format version "
-                f"{manifest.get('version')!r} (this code reads {FORMAT_VERSION})."
-            )
-        if manifest.get("kind") != self.kind:
-            raise IndexFormatError(
-                f"{self.manifest_path} describes a {manifest.get('kind')!r} index, "
-                f"not a {self.kind!r} one."
-            )
-        directory = manifest.get("directory")
-        files = manifest.get("files")
-        if (
-            not isinstance(directory, str)
-            or "/" in directory
-            or not directory.startswith("gen-")
-            or not isinstance(files, dict)
-            or not isinstance(manifest.get("params"), dict)
-        ):
-            raise IndexFormatError(f"{self.manifest_path} has malformed fields.")
-        self._manifest = manifest
-        return manifest
-
-    @property
-    def manifest(self) -> dict[str, Any]:
-        """The last manifest read or written."""
-        if self._manifest is None:
-            return self.read_manifest()
-        return self._manifest
-
-    @property
-    def current(self) -> Path:
-        """Folder of the live generation."""
-        return self.path / self.manifest["directory"]
-
-    def verify(self, deep: bool = False) -> None:
-        """Check every file of the live generation against the manifest.
-
-        Sizes are always checked, checksums of small files too; ``deep`` is
-        reserved for full checksums and currently equivalent.
-
-        Raises
-        ------
-        IndexFormatError
-            Naming the first missing, truncated or altered file.
-        """
-        root = self.current
-        if not root.is_dir():
-            raise IndexFormatError(
-                f"{root} (named by {self.manifest_path}) is missing."
-            )
-        for relative, entry in self.manifest["files"].items():
-            path = root / relative
-            if not path.is_file():
-                raise IndexFormatError(f"{path} is missing from the index.")
-            size = path.stat().st_size
-            if size != entry.get("size"):
-                raise IndexFormatError(
-                    f"{path} is truncated or was replaced: {size} bytes on disk, "
-                    f"{entry.get('size')} recorded in {MANIFEST}."
-                )
-            if "sha256" in entry and _sha256(path) != entry["sha256"]:
-                raise IndexFormatError(
-                    f"{path} was altered: its checksum differs from {MANIFEST}."
-                )
-
-    def load_ids(self) -> DocumentIdMap:
-        """Read the document id mapping of the live generation."""
-        path = self.current / IDS_FILE
-        try:
-            data = json.loads(path.read_bytes().decode("utf-8"))
-        except FileNotFoundError:
-            raise IndexFormatError(f"{path} is missing from the index.") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise IndexFormatError(
-                f"{path} is truncated or not valid JSON ({error})."
-            ) from None
-        try:
-            return DocumentIdMap.from_json(data, source=path)
-        except ValueError as error:
-            raise IndexFormatError(str(error)) from None
-
-    # -- writing ---------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def write(self) -> Iterator[Path]:
-        """Context manager yielding a fresh staging folder for the next generation.
-
-        Fill the folder, then call :meth:`commit` inside the block. If the block
-        raises, the staging folder is removed and the live index is untouched.
-        """
-        self.path.mkdir(parents=True, exist_ok=True)
-        with _exclusive_lock(self.path):
-            if self._manifest is not None and self.exists():
-                on_disk = json.loads(self.manifest_path.read_bytes().decode("utf-8"))
-                if on_disk.get("directory") != self._manifest["directory"]:
-                    raise RuntimeError(
-                        f"{self.path} was modified by another writer since it was "
-                        "opened; open the index again before writing."
-                    )
-            staging = self.path / f"tmp-{uuid.uuid4().hex[:12]}"
-            staging.mkdir()
-            try:
-                yield staging
-            finally:
-                if staging.exists():
-                    shutil.rmtree(staging, ignore_errors=True)
-
-    def commit(
-        self,
-        staging: Path,
-        ids: DocumentIdMap,
-        params: dict[str, Any],
-        extra: dict[str, Any] | None = None,
-    ) -> Path:
-        """Turn ``staging`` into the live generation atomically.
-
-        Parameters
-        ----------
-        staging
-            Folder from :meth:`write`, already holding the payload files.
-        ids
-            Document id mapping saved as ``ids.json`` in the generation.
-        params
-            Index parameters recorded in the manifest.
-        extra
-            Additional JSON fields for the manifest.
-
-        Returns
-        -------
-        Path
-            The new generation folder.
-        """
-        (staging / IDS_FILE).write_bytes(ids.dump())
-        crash_point("staging_written")
-        fsync_tree(staging)
-        previous = self._manifest if self.exists() else None
-        generation = (previous["generation"] + 1) if previous else 0
-        name = f"gen-{generation:06d}-{uuid.uuid4().hex[:8]}"
-        manifest = {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
-            "kind": self.kind,
-            "generation": generation,
-            "directory": name,
-            "num_documents": len(ids),
-            "params": params,
-            **(extra or {}),
-            "files": describe_files(staging),
-        }
-        target = self.path / name
-        os.replace(staging, target)
-        _fsync_path(self.path, directory=True)
-        crash_point("generation_renamed")
-        atomic_write_bytes(
-            self.manifest_path, json.dumps(manifest, indent=1).encode("utf-8")
-        )
-        self._manifest = manifest
-        crash_point("manifest_replaced")
-        self.collect_garbage()
-        return target
-
-    def collect_garbage(self) -> None:
-        """Delete every generation and staging leftover except the live one."""
-        live = self._manifest["directory"] if self._manifest else None
-        for entry in self.path.iterdir():
-            name = entry.name
-            stale = (
-                (name.startswith("gen-") and name != live)
-                or name.startswith("tmp-")
-                or name.startswith(f"{MANIFEST}.tmp-")
-            )
-            if not stale:
-                continue
-            if entry.is_dir():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                with contextlib.suppress(OSError):
-                    entry.unlink()
-            crash_point("garbage_collecting")
+            yield True
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -1,28 +1,25 @@
-"""Abstract index interface and the persistence logic every index shares."""
+"""Abstract index interface and the id semantics every index shares."""
 
 from __future__ import annotations
 
+import logging
 import os
-import shutil
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
 from ._idmap import DocumentId, DocumentIdMap, describe_ids, normalize_ids
-from ._storage import IndexFormatError, IndexStore
+
+logger = logging.getLogger(__name__)
 
 
 class Base(ABC):
-    """Common base of :class:`Voyager` and :class:`PLAID`.
+    """Common base of every index (:class:`Voyager`, :class:`PLAID`, ...).
 
     Subclasses set ``is_end_to_end_index`` (``True`` when ``__call__`` returns
     final ranked results, ``False`` for token-level indexes whose hits the
-    retriever reranks) and ``kind`` (the type recorded on disk).
-
-    Every index lives in ``{index_folder}/{index_name}`` and is made of
-    immutable generations committed through an atomic manifest (see
-    ``_storage.IndexStore``); the user-id mapping is a
-    ``_idmap.DocumentIdMap`` saved as JSON in each generation.
+    retriever reranks) and ``kind`` (the type recorded on disk). The user-id
+    mapping is one :class:`~pylate_clone.indexes._idmap.DocumentIdMap`.
 
     Parameters
     ----------
@@ -51,100 +48,62 @@ class Base(ABC):
         self.index_name = index_name
         self.override = bool(override)
         self.index_path = str(Path(index_folder) / index_name)
-        self._store = IndexStore(self.index_path, self.kind)
         self._ids = DocumentIdMap()
 
-    # -- opening ---------------------------------------------------------------
-
-    def _open(self) -> None:
-        """Load the committed index, or create an empty one (override / missing)."""
-        store = self._store
-        if self.override:
-            self._wipe()
-        else:
-            store.check_not_foreign()
-        if store.exists():
-            store.read_manifest()
-            store.verify()
-            self._ids = store.load_ids()
-            self._load_generation(store.current, store.manifest)
-        else:
-            self._ids = DocumentIdMap()
-            self._create_empty()
-
-    def _wipe(self) -> None:
-        """Remove the content of the folder for ``override=True``."""
-        path = Path(self.index_path)
-        if not path.exists():
-            return
-        if self._store.exists():
-            try:
-                self._store.read_manifest()
-            except IndexFormatError:
-                pass
-            else:
-                # Committing an empty generation is atomic; garbage collection then
-                # deletes the old generations.
-                self._ids = DocumentIdMap()
-                self._create_empty()
-                return
-        shutil.rmtree(path)
-
-    @abstractmethod
-    def _create_empty(self) -> None:
-        """Commit an empty generation and set the in-memory state accordingly."""
-
-    @abstractmethod
-    def _load_generation(self, folder: Path, manifest: dict[str, Any]) -> None:
-        """Load the payload of a verified generation folder."""
+    def _sync(self) -> None:
+        """Bring the in-memory view up to the last commit (no-op by default)."""
 
     # -- public API --------------------------------------------------------------
 
     def __len__(self) -> int:
         """Number of documents in the index."""
+        self._sync()
         return len(self._ids)
 
     def __contains__(self, document_id: object) -> bool:
-        """Whether ``document_id`` is indexed."""
+        """Whether ``document_id`` is indexed (in the view of the last sync)."""
         return document_id in self._ids
 
     @property
     def documents_ids(self) -> list[DocumentId]:
         """Ids of the indexed documents, in internal order."""
+        self._sync()
         return self._ids.ids
 
-    def _check_known(self, documents_ids: Any) -> list[DocumentId]:
-        """Normalise ids and raise ``KeyError`` naming a few unknown ones."""
-        ids = normalize_ids(documents_ids)
+    def _known_for_removal(self, documents_ids: Any) -> list[DocumentId]:
+        """Normalised, de-duplicated ids to remove; unknown ones are skipped.
+
+        PyLate skips ids that are not indexed; so do we, but a warning names
+        them so that a typo does not pass silently.
+        """
+        ids = list(dict.fromkeys(normalize_ids(documents_ids)))
         if not ids:
-            raise ValueError("documents_ids is empty.")
+            raise ValueError("documents_ids is empty: nothing to remove.")
         unknown = self._ids.unknown(ids)
         if unknown:
-            raise KeyError(
-                f"{len(unknown)} document id(s) not in the index: "
-                f"{describe_ids(unknown)}."
+            logger.warning(
+                "remove_documents: %d id(s) not in the index were skipped: %s",
+                len(unknown),
+                describe_ids(unknown),
             )
-        return list(dict.fromkeys(ids))
+        known = set(ids) - set(unknown)
+        return [i for i in ids if i in known]
 
     @abstractmethod
     def add_documents(
-        self, documents_ids: Any, documents_embeddings: Any, **kwargs: Any
+        self, documents_ids: Any, documents_embeddings: Any = None, **kwargs: Any
     ) -> Base:
         """Add documents; an id already present is replaced."""
 
     @abstractmethod
     def remove_documents(self, documents_ids: Any) -> Base:
-        """Remove documents; unknown ids raise ``KeyError``."""
+        """Remove documents; unknown ids are skipped with a warning."""
 
     def update_documents(self, documents_ids: Any, documents_embeddings: Any) -> Base:
-        """Replace existing documents (all ids must be indexed) in one atomic write.
+        """Replace documents in one atomic write; ids not yet indexed are added.
 
-        Raises
-        ------
-        KeyError
-            If some ids are not in the index.
+        This follows PyLate, whose ``update_documents`` adds missing ids.
         """
-        self._check_known(documents_ids)
         return self.add_documents(documents_ids, documents_embeddings)
 
     @abstractmethod
@@ -152,8 +111,8 @@ class Base(ABC):
         """Search the index."""
 
     @abstractmethod
-    def get_documents_embeddings(self, documents_ids: list[list[DocumentId]]) -> Any:
-        """Stored embeddings of documents (token-level indexes only)."""
+    def get_documents_embeddings(self, document_ids: list[list[DocumentId]]) -> Any:
+        """Stored embeddings of documents, grouped like ``document_ids``."""
 
     def __repr__(self) -> str:
         return (

@@ -1,152 +1,80 @@
-"""End-to-end PLAID index on fast-plaid, with stable user ids and atomic writes."""
+"""PLAID index on the segment engine: centroid IVF candidates, exact re-scoring."""
 
 from __future__ import annotations
 
-import contextlib
-import gc
-import json
-import math
 import os
-import shutil
-import warnings
 from pathlib import Path
 from typing import Any
 
-import torch
+import numpy as np
 
-from ._idmap import DocumentId, normalize_id
-from ._ragged import pack_folder, unpack_folder
-from ._storage import IndexFormatError, crash_point
-from .base import Base
-from .utils import (
-    as_matrices,
-    check_documents,
-    check_int,
-    check_k,
-    convert_embeddings_to_torch,
-    embedding_dim,
-)
+from . import _ivf, _npy_stream, _search
+from ._end_to_end import EndToEndIndex
+from ._plaid_params import plaid_settings
+from ._segments import TOKENS, OpenSegment, Transaction
+from ._storage import DEFAULT_LOCK_TIMEOUT, IndexFormatError
+from .tuning import Tunable
 
-PAYLOAD = "fast_plaid"
-_STANFORD_ONLY = (
-    "embedding_size",
-    "nranks",
-    "index_bsize",
-    "ndocs",
-    "centroid_score_threshold",
-    "ncells",
-    "search_batch_size",
-)
-_NBITS = (1, 2, 4, 8)
+SAMPLE_CAP = 1 << 18  # token vectors at most in the k-means sample
+_CHUNK = 1 << 16  # token rows read at a time when scanning a segment
+
+CODES, INDPTR, DOCS = "codes.npy", "ivf_indptr.npy", "ivf_docs.npy"
 
 
-def _import_fast_plaid():
-    try:
-        from fast_plaid import search
-    except ImportError as error:  # pragma: no cover - fast-plaid is a dependency
-        raise ImportError(
-            "indexes.PLAID needs the fast-plaid package: pip install fast-plaid"
-        ) from error
-    return search
+class PLAID(Tunable, EndToEndIndex):
+    """PLAID-style end-to-end index: IVF candidates, exact MaxSim re-scoring.
 
+    Token vectors are stored once, in float16, in immutable segments. The
+    first build trains a codebook (spherical k-means on a bounded sample);
+    every token gets the code of its nearest centroid and each segment keeps
+    inverted lists centroid -> documents. A query probes its tokens'
+    ``n_ivf_probe`` best centroids, keeps the ``n_full_scores`` best
+    candidates by approximate score and re-scores them with exact MaxSim on
+    the stored vectors. When the collection (or the ``subset``) is small
+    enough that an exact scan is cheaper, the exact scan is used instead.
 
-@contextlib.contextmanager
-def _frozen_gc():
-    """Make fast-plaid's many ``gc.collect()`` calls cheap for the duration.
+    Later writes assign new tokens to the existing codebook (cost
+    proportional to the change); :meth:`compact` retrains it on the live
+    collection.
 
-    fast-plaid calls ``gc.collect()`` a dozen times per write; each call walks
-    every object of the process (0.3 s apiece once torch and transformers are
-    loaded, most of a small write). ``gc.freeze()`` parks the objects that
-    existed before the call in the permanent generation and ``gc.unfreeze()``
-    returns them afterwards, so nothing is leaked.
-    """
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-
-
-def default_n_ivf_probe(num_partitions: int) -> int:
-    """IVF cells probed per query token when ``n_ivf_probe`` is left to None.
-
-    PyLate's 8 for codebooks up to 8,192 centroids, then one more cell per
-    1,024 centroids (capped at 64): fast-plaid sizes its codebook as about
-    ``16 * sqrt(n_tokens)``, so a fixed probe count covers a shrinking share of
-    a growing collection. On SciFact (8,192 centroids) probing 8 to 64 cells
-    gave the same recall; candidate re-scoring is what limits it.
-    """
-    return int(min(64, max(8, num_partitions // 1024)))
-
-
-def default_n_full_scores(num_documents: int, k: int) -> int:
-    """Candidates re-scored with decompressed MaxSim when ``n_full_scores`` is None.
-
-    A quarter of the collection, between 2,048 and PyLate's 8,192 (and at least
-    ``4 k``). On SciFact (5,183 documents, ``nbits=8``) 2,048 gives recall@10
-    0.97 against exhaustive MaxSim at ~4x the speed of 8,192.
-    """
-    return int(max(4 * k, min(8192, max(2048, num_documents // 4))))
-
-
-class PLAID(Base):
-    """PLAID index on fast-plaid: IVF candidate generation, compressed MaxSim.
-
-    The first :meth:`add_documents` creates the fast-plaid index (k-means on
-    the documents given), later calls update it. fast-plaid numbers documents
-    ``0..n-1`` and renumbers them after deletions; the user ids (str or int)
-    are kept right through any sequence of adds, removals and reloads.
+    Parameters follow PyLate 1.6.0's ``PLAID`` (same names and order).
+    ``nbits``, ``use_triton``, ``batch_size``, ``num_threads``, ``device``
+    and ``low_memory`` configured fast-plaid's compression and devices; they
+    are validated and recorded but the engine keeps float16 vectors and runs
+    on the CPU with numpy (``indexes.FastPlaid`` keeps the fast-plaid
+    backend). ``n_ivf_probe`` / ``n_full_scores`` left to None use the
+    engine's measured defaults (``_search.default_*``); :meth:`tune` picks
+    them for a sample of queries.
 
     Parameters
     ----------
-    index_folder
-        Root folder of the indexes.
-    index_name
-        Sub-folder of this index, ``{index_folder}/{index_name}``.
-    override
-        Start from an empty index even if one exists.
+    index_folder, index_name, override
+        Folder ``{index_folder}/{index_name}``; ``override`` empties it.
     use_fast
-        Must be True: only the fast-plaid backend exists here.
+        Must be True (the Stanford backend is a separate class).
     nbits
-        Bits per residual dimension (1, 2, 4 or 8); fixed at creation. The
-        default is 8, not PyLate's 4: with 4 bits the compressed scores cap
-        recall@10 against exhaustive MaxSim near 0.91 on SciFact whatever the
-        search settings; 8 bits reach 0.97 for ~1.8x the disk (see
-        benchmarks/index.py).
+        PyLate's residual bits (1, 2, 4 or 8); validated, not used.
     kmeans_niters
-        k-means iterations when centroids are computed.
+        k-means iterations of the codebook training.
     max_points_per_centroid
-        k-means sampling cap per centroid.
+        Sample size cap per centroid for k-means (the sample is also capped
+        at :data:`SAMPLE_CAP` token vectors so memory stays bounded).
     n_samples_kmeans
-        Documents sampled for k-means; None lets fast-plaid decide.
+        Token vectors sampled for k-means; None uses the caps above.
     seed
-        Seed of the k-means sampling and initialisation.
-    use_triton
-        Use Triton k-means kernels; None lets fast-plaid decide.
+        Seed of the sampling and of k-means.
+    use_triton, batch_size, num_threads, device, low_memory
+        Accepted for PyLate compatibility (validated, not used).
     n_ivf_probe
-        IVF cells probed per query token; None scales it with the number of
-        centroids (:func:`default_n_ivf_probe`).
+        Centroids probed per query token; None: engine default.
     n_full_scores
-        Candidates re-scored with decompressed MaxSim; None scales it with the
-        collection (:func:`default_n_full_scores`).
-    batch_size
-        Documents per scoring chunk in fast-plaid's search; None (default)
-        lets fast-plaid plan chunks from its memory budget.
+        Candidates re-scored exactly; None: engine default.
     show_progress
-        Show fast-plaid's search progress bar.
-    device
-        Device(s) for fast-plaid (``"cpu"``, ``"cuda:0"``, a list); None uses
-        every CUDA device, else the CPU.
-    num_threads
-        CPU search workers (fast-plaid ``n_processes``); None lets it decide.
-    low_memory
-        Keep the large document tensors off the GPU.
-    **kwargs
-        Stanford-backend-only arguments are accepted and ignored with a
-        ``FutureWarning``.
+        Progress bar while adding documents.
+    lock_timeout
+        Seconds a writer waits for another process's write.
     """
 
-    is_end_to_end_index = True
     kind = "plaid"
 
     def __init__(
@@ -155,7 +83,7 @@ class PLAID(Base):
         index_name: str = "colbert",
         override: bool = False,
         use_fast: bool = True,
-        nbits: int = 8,
+        nbits: int = 4,
         kmeans_niters: int = 4,
         max_points_per_centroid: int = 256,
         n_samples_kmeans: int | None = None,
@@ -163,385 +91,154 @@ class PLAID(Base):
         use_triton: bool | None = None,
         n_ivf_probe: int | None = None,
         n_full_scores: int | None = None,
-        batch_size: int | None = None,
+        batch_size: int | None = 1 << 18,
+        num_threads: int | None = None,
         show_progress: bool = True,
         device: str | list[str] | None = None,
-        num_threads: int | None = None,
         low_memory: bool = False,
+        *,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         if not use_fast:
             raise ValueError(
-                "Only the fast-plaid backend is available (use_fast=True); the "
-                "Stanford PLAID backend is not implemented."
+                "use_fast=False selects the Stanford PLAID backend; use "
+                "indexes.StanfordPLAID for it."
             )
-        ignored = sorted(set(kwargs) & set(_STANFORD_ONLY))
-        unknown = sorted(set(kwargs) - set(_STANFORD_ONLY))
-        if unknown:
-            raise TypeError(f"PLAID got unexpected keyword arguments: {unknown}.")
-        if ignored:
-            warnings.warn(
-                f"{ignored} only applied to the Stanford PLAID backend and are "
-                "ignored by the fast-plaid backend.",
-                FutureWarning,
-                stacklevel=2,
-            )
-        if nbits not in _NBITS or isinstance(nbits, bool):
-            raise ValueError(f"nbits must be one of {_NBITS}, got {nbits!r}.")
+        settings = plaid_settings(
+            type(self).__name__,
+            kwargs,
+            nbits=nbits,
+            kmeans_niters=kmeans_niters,
+            max_points_per_centroid=max_points_per_centroid,
+            n_samples_kmeans=n_samples_kmeans,
+            seed=seed,
+            use_triton=use_triton,
+            n_ivf_probe=n_ivf_probe,
+            n_full_scores=n_full_scores,
+            batch_size=batch_size,
+            num_threads=num_threads,
+            show_progress=show_progress,
+            device=device,
+            low_memory=low_memory,
+        )
+        self.__dict__.update(settings)
         self.use_fast = True
-        self.nbits = int(nbits)
-        self.kmeans_niters = check_int("kmeans_niters", kmeans_niters)
-        self.max_points_per_centroid = check_int(
-            "max_points_per_centroid", max_points_per_centroid
+        self._centroids: np.ndarray | None = None
+        super().__init__(
+            index_folder, index_name, override, show_progress, lock_timeout
         )
-        self.n_samples_kmeans = check_int(
-            "n_samples_kmeans", n_samples_kmeans, allow_none=True
-        )
-        self.seed = check_int("seed", seed, minimum=0)
-        if use_triton not in (None, True, False):
-            raise ValueError(
-                f"use_triton must be None, True or False, got {use_triton!r}."
-            )
-        self.use_triton = use_triton
-        self.n_ivf_probe = check_int("n_ivf_probe", n_ivf_probe, allow_none=True)
-        self.n_full_scores = check_int("n_full_scores", n_full_scores, allow_none=True)
-        self.batch_size = check_int("batch_size", batch_size, allow_none=True)
-        self.show_progress = bool(show_progress)
-        if device is not None and not (
-            isinstance(device, str)
-            or (
-                isinstance(device, list)
-                and device
-                and all(isinstance(d, str) for d in device)
-            )
-        ):
-            raise ValueError(
-                f"device must be None, a str or a list of str, got {device!r}."
-            )
-        self.device = device
-        self.num_threads = check_int("num_threads", num_threads, allow_none=True)
-        self.low_memory = bool(low_memory)
-        self._search_module = _import_fast_plaid()
-        super().__init__(index_folder, index_name, override)
-        self._fast_plaid: Any = None
-        self._num_partitions = 0
-        self._dim: int | None = None
-        self._open()
 
-    # -- state -----------------------------------------------------------------
-
-    @property
-    def is_indexed(self) -> bool:
-        """Whether the index holds documents."""
-        return len(self._ids) > 0
+    # -- kind hooks --------------------------------------------------------------
 
     def _params(self) -> dict[str, Any]:
-        return {"nbits": self.nbits, "embedding_size": self._dim}
+        return {"dim": self._dim, "nbits": self.nbits}
 
-    def _open_fast_plaid(self, folder: Path) -> Any:
-        with _frozen_gc():
-            return self._search_module.FastPlaid(
-                index=str(folder),
-                device=self.device,
-                index_gpu_memory="low" if self.low_memory else "auto",
+    def _load_codebook(self, array: np.ndarray | None) -> None:
+        if array is not None and (array.ndim != 2 or array.dtype != np.float32):
+            raise IndexFormatError(
+                f"{self._store.path}: the PLAID codebook is not a float32 matrix."
             )
+        self._centroids = array
 
-    def _close_fast_plaid(self) -> None:
-        if self._fast_plaid is not None:
-            with contextlib.suppress(Exception), _frozen_gc():
-                self._fast_plaid.close()
-        self._fast_plaid = None
+    def _train(self, tokens_path: Path, num_tokens: int) -> np.ndarray:
+        """k-means on a bounded random sample of a segment's tokens."""
+        k = _ivf.default_num_centroids(num_tokens)
+        size = min(
+            num_tokens,
+            k * self.max_points_per_centroid,
+            self.n_samples_kmeans or SAMPLE_CAP,
+        )
+        rng = np.random.default_rng(self.seed)
+        picked = np.sort(rng.choice(num_tokens, size=size, replace=False))
+        parts = []
+        for start in range(0, num_tokens, _CHUNK):
+            inside = picked[(picked >= start) & (picked < start + _CHUNK)]
+            if len(inside):
+                block = _npy_stream.read_rows(tokens_path, start, start + _CHUNK)
+                parts.append(np.asarray(block[inside - start], dtype=np.float32))
+        sample = np.concatenate(parts)
+        return _ivf.train_centroids(sample, k, self.kmeans_niters, self.seed)
 
-    def _create_empty(self) -> None:
-        self._close_fast_plaid()
-        self._dim = None
-        self._num_partitions = 0
-        with self._store.write() as staging:
-            self._store.commit(staging, self._ids, self._params())
-
-    def _load_generation(self, folder: Path, manifest: dict[str, Any]) -> None:
-        self._close_fast_plaid()
-        params = manifest["params"]
-        payload = folder / PAYLOAD
-        if len(self._ids) == 0:
-            self._dim, self._num_partitions = None, 0
-            return
-        metadata_path = payload / "metadata.json"
-        try:
-            metadata = json.loads(metadata_path.read_text())
-            num_documents = int(metadata["num_documents"])
-            self._num_partitions = int(metadata.get("num_partitions", 0))
-            self.nbits = int(metadata.get("nbits", params.get("nbits", self.nbits)))
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise IndexFormatError(
-                f"{metadata_path} is missing or unreadable ({error})."
-            ) from None
-        if num_documents != len(self._ids):
-            raise IndexFormatError(
-                f"{metadata_path} holds {num_documents} documents but "
-                f"{folder / 'ids.json'} maps {len(self._ids)}."
-            )
-        self._dim = params.get("embedding_size")
-        try:
-            self._fast_plaid = self._open_fast_plaid(payload)
-        except Exception as error:  # noqa: BLE001 - native errors vary
-            raise IndexFormatError(
-                f"{payload} could not be opened by fast-plaid ({error})."
-            ) from None
-
-    # -- writes ------------------------------------------------------------------
-
-    def _write(
-        self,
-        drop_positions: list[int],
-        new_ids: list[DocumentId],
-        new_embeddings: list[torch.Tensor],
+    def _finish_segment(
+        self, state: Any, folder: Path, txn: Transaction, offsets: np.ndarray
     ) -> None:
-        """Build the next generation from a private copy of the live one and commit.
+        tokens_path = folder / TOKENS
+        num_tokens = int(offsets[-1])
+        if self._centroids is None or txn.retrain:
+            self._centroids = self._train(tokens_path, num_tokens)
+            txn.set_codebook(self._centroids)
+            txn.retrain = False
+        codes = np.empty(num_tokens, dtype=np.int32)
+        for start in range(0, num_tokens, _CHUNK):
+            block = _npy_stream.read_rows(tokens_path, start, start + _CHUNK)
+            codes[start : start + len(block)] = _ivf.assign(block, self._centroids)
+        indptr, docs = _ivf.build_lists(codes, offsets, len(self._centroids))
+        _npy_stream.save(folder / CODES, codes)
+        _npy_stream.save(folder / INDPTR, indptr)
+        _npy_stream.save(folder / DOCS, docs)
 
-        fast-plaid edits its folder in place, so it only ever runs on a copy;
-        the live generation is never modified.
-        """
-        store = self._store
-        current = store.current / PAYLOAD if store.exists() else None
-        self._close_fast_plaid()
-        ids = self._ids.copy()
-        try:
-            with store.write() as staging, _frozen_gc():
-                work = staging / PAYLOAD
-                remaining = len(ids) - len(set(drop_positions))
-                if current is not None and current.is_dir() and remaining > 0:
-                    shutil.copytree(
-                        current, work, ignore=shutil.ignore_patterns("plaid.lock")
-                    )
-                    unpack_folder(work)
-                crash_point("plaid_copy_made")
-                has_index = (work / "metadata.json").exists()
-                fast_plaid = None
-                if has_index or new_embeddings:
-                    fast_plaid = self._open_fast_plaid(work)
-                if drop_positions:
-                    if has_index:
-                        fast_plaid.delete(subset=sorted(set(drop_positions)))
-                    ids.remove_positions(drop_positions)
-                    crash_point("plaid_deleted")
-                if new_embeddings:
-                    kmeans = {
-                        "kmeans_niters": self.kmeans_niters,
-                        "max_points_per_centroid": self.max_points_per_centroid,
-                        "n_samples_kmeans": self.n_samples_kmeans,
-                        "seed": self.seed,
-                        "use_triton_kmeans": self.use_triton,
-                    }
-                    if has_index:
-                        fast_plaid.update(documents_embeddings=new_embeddings, **kmeans)
-                    else:
-                        self._create(fast_plaid, new_embeddings, kmeans)
-                    ids.extend(new_ids)
-                    crash_point("plaid_native_written")
-                if fast_plaid is not None:
-                    fast_plaid.close()
-                    del fast_plaid
-                if work.exists():
-                    (work / "plaid.lock").unlink(missing_ok=True)
-                    pack_folder(work)
-                    if len(ids) == 0:
-                        shutil.rmtree(work)
-                if len(ids) == 0:
-                    self._dim = None
-                store.commit(staging, ids, self._params())
-        finally:
-            # Reload whatever is live now: the new generation, or the old one if
-            # the write failed.
-            store.read_manifest()
-            self._ids = store.load_ids()
-            self._load_generation(store.current, store.manifest)
+    def _open_segment(self, segment: OpenSegment, folder: Path) -> None:
+        from ._segments import _load_npy
 
-    def _create(self, fast_plaid: Any, embeddings: list, kmeans: dict) -> None:
-        """First build of the fast-plaid index, with a clear error when too small."""
-        try:
-            fast_plaid.create(
-                documents_embeddings=embeddings, nbits=self.nbits, **kmeans
+        indptr = _load_npy(folder / INDPTR)
+        docs = _load_npy(folder / DOCS)
+        k = 0 if self._centroids is None else len(self._centroids)
+        if len(indptr) != k + 1 or (len(docs) and docs.max() >= len(segment.ids)):
+            raise IndexFormatError(
+                f"{folder}: its IVF lists do not match the codebook or its documents."
             )
-        except RuntimeError as error:
-            if "heldout" not in str(error):
-                raise
-            n_tokens = sum(len(e) for e in embeddings)
-            raise ValueError(
-                f"fast-plaid cannot build a PLAID index from only {n_tokens} token "
-                "vectors (it holds some out to train its codec); add more documents "
-                f"in the first add_documents call ({error})."
-            ) from None
-
-    def add_documents(
-        self,
-        documents_ids: DocumentId | list[DocumentId],
-        documents_embeddings: Any,
-        **kwargs: Any,
-    ) -> PLAID:
-        """Add documents in one atomic write; an id already indexed is replaced.
-
-        Parameters
-        ----------
-        documents_ids
-            One id or a list of ``n`` ids (str or int).
-        documents_embeddings
-            ``n`` matrices ``(L_i, H)`` (list, 3-D array/tensor), or a single
-            ``(L, H)`` matrix for one document.
-        **kwargs
-            Accepted for PyLate compatibility and ignored.
-
-        Returns
-        -------
-        PLAID
-            ``self``.
-        """
-        ids, matrices = check_documents(documents_ids, documents_embeddings)
-        dim = embedding_dim(matrices)
-        if self._dim is not None and dim != self._dim:
-            raise ValueError(
-                f"documents_embeddings have dimension {dim} but the index holds "
-                f"vectors of dimension {self._dim}."
-            )
-        tensors = [t.to(torch.float32) for t in convert_embeddings_to_torch(matrices)]
-        self._dim = dim
-        try:
-            self._write(self._ids.positions(ids), ids, tensors)
-        except BaseException:
-            if len(self._ids) == 0:
-                self._dim = None
-            raise
-        return self
-
-    def remove_documents(self, documents_ids: DocumentId | list[DocumentId]) -> PLAID:
-        """Remove documents in one atomic write.
-
-        Raises
-        ------
-        KeyError
-            If some ids are not indexed (listing a few); nothing is removed.
-        """
-        ids = self._check_known(documents_ids)
-        self._write(self._ids.positions(ids), [], [])
-        return self
+        segment.extra.update(indptr=indptr, docs=docs)
 
     # -- search ------------------------------------------------------------------
 
-    def _translate_subset(self, subset: Any, n_queries: int) -> list[list[int]] | None:
-        """User-id subset (shared list or one list per query) to fast-plaid ids."""
-        if subset is None:
-            return None
-        if isinstance(subset, (str, int)):
-            subset = [subset]
-        subset = list(subset)
-        per_query = bool(subset) and all(
-            isinstance(s, (list, tuple, set)) for s in subset
-        )
-        if per_query:
-            if len(subset) != n_queries:
-                raise ValueError(
-                    f"subset has {len(subset)} lists but there are {n_queries} queries."
-                )
-            groups = [list(s) for s in subset]
+    def _knobs(self, k: int) -> tuple[int, int]:
+        probe = self.n_ivf_probe or _search.default_n_ivf_probe(len(self._centroids))
+        full = self.n_full_scores or _search.default_n_full_scores(len(self._ids), k)
+        return probe, full
+
+    def _search_hits(
+        self, queries: list[np.ndarray], k: int, allowed: list[np.ndarray] | None
+    ) -> list[list[tuple[int, int, float]]]:
+        views = [s.view() for s in self._segments]
+        if allowed is None:
+            tokens = sum(len(s.tokens) for s in self._segments)
         else:
-            groups = [subset] * n_queries
-        cache: dict[int, list[int]] = {}
-        out = []
-        for group in groups:
-            key = id(group)
-            if key not in cache:
-                cache[key] = sorted(
-                    set(self._ids.positions(normalize_id(i) for i in group))
-                )
-            out.append(cache[key])
-        return out
-
-    def __call__(
-        self,
-        queries_embeddings: Any,
-        k: int = 10,
-        subset: list[DocumentId] | list[list[DocumentId]] | None = None,
-    ) -> list[list[dict[str, Any]]]:
-        """Search the index.
-
-        Parameters
-        ----------
-        queries_embeddings
-            ``n`` query matrices ``(Lq_i, H)``, or one ``(Lq, H)`` matrix.
-        k
-            Results per query (fewer when the index, or the subset, is smaller).
-        subset
-            Allowed document ids: one list for all queries or one list per
-            query. Unknown ids are ignored; an empty list allows nothing.
-
-        Returns
-        -------
-        list[list[dict]]
-            Per query, up to ``k`` ``{"id", "score"}`` best first.
-        """
-        k = check_k(k)
-        queries = as_matrices(queries_embeddings, "queries_embeddings")
-        dim = embedding_dim(queries)
-        if not self.is_indexed:
-            raise ValueError(
-                "The index is empty. Please add documents before querying."
+            tokens = sum(
+                int((s.offsets[a + 1] - s.offsets[a]).sum())
+                for s, a in zip(self._segments, allowed)
             )
-        if self._dim is not None and dim != self._dim:
-            raise ValueError(
-                f"queries_embeddings have dimension {dim} but the index holds "
-                f"vectors of dimension {self._dim}."
-            )
-        subsets = self._translate_subset(subset, len(queries))
-        tensors = [t.to(torch.float32) for t in convert_embeddings_to_torch(queries)]
-        results: list[list[dict[str, Any]]] = [[] for _ in queries]
-        active = [i for i in range(len(queries)) if subsets is None or subsets[i]]
-        if not active:
-            return results
-        search_kwargs: dict[str, Any] = {
-            "top_k": k,
-            "n_ivf_probe": self.n_ivf_probe
-            or default_n_ivf_probe(self._num_partitions),
-            "n_full_scores": self.n_full_scores or default_n_full_scores(len(self), k),
-            "show_progress": self.show_progress,
-            "subset": None if subsets is None else [subsets[i] for i in active],
-            "n_processes": self.num_threads,
-        }
-        if self.batch_size is not None:
-            search_kwargs["batch_size"] = self.batch_size
-        with _frozen_gc():
-            hits = self._fast_plaid.search(
-                [tensors[i] for i in active], **search_kwargs
-            )
-        ids = self._ids.ids
-        for i, query_hits in zip(active, hits):
-            seen = set()
-            for position, score in query_hits:
-                if 0 <= position < len(ids) and position not in seen:
-                    seen.add(position)
-                    score = float(score)
-                    if not math.isnan(score):
-                        results[i].append({"id": ids[position], "score": score})
-        return results
+        if _search.prefer_exact(tokens):
+            return _search.exact_search(queries, views, k, allowed)
+        probe, full = self._knobs(k)
+        return _search.search(queries, self._centroids, views, k, probe, full, allowed)
 
-    def get_documents_embeddings(self, documents_ids: list[list[DocumentId]]) -> Any:
-        """Not available: PLAID stores compressed embeddings."""
-        raise NotImplementedError(
-            "PLAID stores compressed embeddings; use indexes.Voyager to fetch them."
-        )
+    # -- tuning hooks (see tuning.py) -------------------------------------------
 
+    _knob_names = ("n_ivf_probe", "n_full_scores")
 
-class FastPlaid(PLAID):
-    """PLAID with fast-plaid, under PyLate's ``indexes.fast_plaid.FastPlaid`` name.
+    def _current_setting(self, k: int) -> dict[str, int]:
+        probe, full = self._knobs(k)
+        return {"n_ivf_probe": probe, "n_full_scores": full}
 
-    Same parameters as :class:`PLAID` (without ``use_fast``) and a default
-    ``index_name`` of ``"fast_plaid"``.
-    """
+    def _tune_grid(self, k: int) -> list[dict[str, int]]:
+        from .tuning import grid
 
-    def __init__(
-        self,
-        index_folder: str | os.PathLike = "indexes",
-        index_name: str = "fast_plaid",
-        override: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(index_folder, index_name, override, use_fast=True, **kwargs)
+        num = len(self._centroids)
+        probes = sorted({p for p in (1, 2, 4, 8, 16, 32) if p <= num} or {1})
+        # Candidates re-scored: multiples of k, at most the collection.
+        fulls = sorted({min(len(self._ids), m * k) for m in (1, 3, 10, 30, 100)})
+        return grid(n_ivf_probe=probes, n_full_scores=fulls)
+
+    def _search_keys(
+        self, query: np.ndarray, k: int, n_ivf_probe: int, n_full_scores: int
+    ) -> list[tuple[int, int]]:
+        views = [s.view() for s in self._segments]
+        hits = _search.search(
+            [query], self._centroids, views, k, n_ivf_probe, n_full_scores
+        )[0]
+        return [(s, r) for s, r, _ in hits]
+
+    def _apply_setting(self, setting: dict[str, int]) -> None:
+        self.n_ivf_probe = int(setting["n_ivf_probe"])
+        self.n_full_scores = int(setting["n_full_scores"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -45,22 +45,112 @@ def reshape_embeddings(embeddings: Any) -> Any:
     return embeddings
 
 
-def as_matrices(embeddings: Any, name: str, single_is_batch: bool = True) -> list:
-    """Split ``embeddings`` into a list of 2-D ``(n_tokens, dim)`` items.
+def _item_matrix(item: Any, name: str, i: int) -> Any:
+    """One item as a 2-D numeric tensor/array, or a named TypeError/ValueError."""
+    if item is None:
+        raise TypeError(f"{name}[{i}] is None; expected a (n_tokens, dim) matrix.")
+    if isinstance(item, (str, bytes)):
+        raise TypeError(
+            f"{name}[{i}] is a {type(item).__name__}; expected a (n_tokens, dim) "
+            "matrix of numbers (encode the text first)."
+        )
+    if isinstance(item, torch.Tensor):
+        if item.is_complex() or item.dtype == torch.bool:
+            raise TypeError(
+                f"{name}[{i}] has dtype {item.dtype}; expected real numbers."
+            )
+    else:
+        if not isinstance(item, np.ndarray):
+            try:
+                item = np.asarray(item, dtype=np.float32)
+            except (TypeError, ValueError) as error:
+                raise TypeError(
+                    f"{name}[{i}] is not a matrix of numbers ({error})."
+                ) from None
+        if item.dtype.kind not in "fiu":
+            raise TypeError(
+                f"{name}[{i}] has dtype {item.dtype}; expected real numbers."
+            )
+    if item.ndim == 3 and item.shape[0] == 1:
+        item = item[0]
+    if item.ndim != 2:
+        raise ValueError(
+            f"{name}[{i}] must be a 2-D (n_tokens, dim) matrix, got shape "
+            f"{tuple(item.shape)}."
+        )
+    if item.shape[0] == 0:
+        raise ValueError(f"{name}[{i}] has no token vectors.")
+    return item
 
-    Accepts a list/tuple of matrices (tensors, arrays or nested lists), a 3-D
-    array/tensor ``(n, L, dim)`` or, when ``single_is_batch``, a single 2-D
-    matrix meaning one item. ``(1, L, dim)`` items are squeezed. Items keep
-    their type (tensor or numpy) so no copy is made.
+
+def _all_finite(matrix: Any) -> bool:
+    if isinstance(matrix, torch.Tensor):
+        if matrix.device.type == "cpu" and matrix.dtype in (
+            torch.float32,
+            torch.float64,
+        ):
+            # numpy's check is several times faster than torch's on CPU.
+            return bool(np.isfinite(matrix.detach().numpy()).all())
+        return bool(torch.isfinite(matrix).all())
+    if matrix.dtype.kind != "f":
+        return True
+    return bool(np.isfinite(matrix).all())
+
+
+def check_finite(
+    items: Sequence[Any], name: str, labels: Sequence[Any] = (), start: int = 0
+) -> None:
+    """Raise ``ValueError`` naming the first item holding NaN or inf.
+
+    ``labels`` (e.g. document ids) are added to the message when given;
+    ``start`` is the position of ``items[0]`` in the argument.
+    """
+    for i, item in enumerate(items):
+        if not _all_finite(item):
+            label = f" (id {labels[i]!r})" if i < len(labels) else ""
+            raise ValueError(
+                f"{name}[{start + i}]{label} holds NaN or infinite values; "
+                "embeddings must be finite."
+            )
+
+
+def as_matrices(
+    embeddings: Any,
+    name: str,
+    dim: int | None = None,
+    finite: bool = True,
+) -> list:
+    """Split and validate ``embeddings`` into a list of 2-D ``(n_tokens, dim)`` items.
+
+    This is the one embedding check of the indexes and the retriever. Accepts
+    a list/tuple of matrices (tensors, arrays or nested lists), a 3-D
+    array/tensor ``(n, L, dim)`` or a single 2-D matrix meaning one item.
+    ``(1, L, dim)`` items are squeezed. Items keep their type (tensor or
+    numpy) so no copy is made.
+
+    Parameters
+    ----------
+    embeddings
+        The value to check.
+    name
+        Argument name used in error messages (``queries_embeddings``...).
+    dim
+        Expected last dimension (the index's), or None to only require that
+        all items agree.
+    finite
+        Also check for NaN / inf (one vectorised pass per item).
 
     Raises
     ------
+    TypeError
+        For a wrong kind: not a list/array/tensor, an item that is None, a
+        string, or not numeric.
     ValueError
-        On an empty batch, an item that is not 2-D, an empty item, or items
-        whose last dimensions differ.
+        For a wrong value: an empty batch, an item that is not 2-D, an empty
+        item, mixed or unexpected dimensions, NaN or inf.
     """
     if isinstance(embeddings, (torch.Tensor, np.ndarray)):
-        if embeddings.ndim == 2 and single_is_batch:
+        if embeddings.ndim == 2:
             items = [embeddings]
         elif embeddings.ndim == 3:
             items = list(embeddings)
@@ -78,24 +168,18 @@ def as_matrices(embeddings: Any, name: str, single_is_batch: bool = True) -> lis
         )
     if not items:
         raise ValueError(f"{name} is empty.")
-    out = []
-    dims = set()
-    for i, item in enumerate(items):
-        if not isinstance(item, (torch.Tensor, np.ndarray)):
-            item = np.asarray(item, dtype=np.float32)
-        if item.ndim == 3 and item.shape[0] == 1:
-            item = item[0]
-        if item.ndim != 2:
-            raise ValueError(
-                f"{name}[{i}] must be a 2-D (n_tokens, dim) matrix, got shape "
-                f"{tuple(item.shape)}."
-            )
-        if item.shape[0] == 0:
-            raise ValueError(f"{name}[{i}] has no token vectors.")
-        dims.add(int(item.shape[1]))
-        out.append(item)
+    out = [_item_matrix(item, name, i) for i, item in enumerate(items)]
+    dims = sorted({int(item.shape[1]) for item in out})
     if len(dims) > 1:
-        raise ValueError(f"{name} mixes embedding dimensions {sorted(dims)}.")
+        raise ValueError(f"{name} mixes embedding dimensions {dims}.")
+    if dim is not None and dims[0] != dim:
+        first = next(i for i, item in enumerate(out) if item.shape[1] != dim)
+        raise ValueError(
+            f"{name}[{first}] has dimension {dims[0]} but the index holds "
+            f"vectors of dimension {dim}."
+        )
+    if finite:
+        check_finite(out, name)
     return out
 
 
@@ -118,9 +202,15 @@ def convert_embeddings_to_torch(embeddings: Any) -> list[torch.Tensor]:
 
 
 def check_documents(
-    documents_ids: Any, documents_embeddings: Any
+    documents_ids: Any,
+    documents_embeddings: Any,
+    dim: int | None = None,
+    finite: bool = True,
 ) -> tuple[list[DocumentId], list]:
     """Validate an ``add_documents`` call: ids, matrices, lengths, duplicates.
+
+    ``dim`` and ``finite`` are passed to :func:`as_matrices`; NaN/inf errors
+    also name the document id.
 
     Returns
     -------
@@ -130,7 +220,7 @@ def check_documents(
     ids = normalize_ids(documents_ids)
     if not ids:
         raise ValueError("documents_ids is empty: nothing to add.")
-    matrices = as_matrices(documents_embeddings, "documents_embeddings")
+    matrices = as_matrices(documents_embeddings, "documents_embeddings", dim, False)
     if len(ids) != len(matrices):
         raise ValueError(
             f"Got {len(ids)} document ids but {len(matrices)} document embeddings; "
@@ -146,7 +236,30 @@ def check_documents(
         raise ValueError(
             f"documents_ids repeats ids within one call: {describe_ids(repeated)}."
         )
+    if finite:
+        check_finite(matrices, "documents_embeddings", ids)
     return ids, matrices
+
+
+def per_query_subsets(subset: Any, n_queries: int) -> list[list[Any]] | None:
+    """``subset`` as one list of ids per query (None: no restriction).
+
+    A flat list (or one id) is shared by every query; a list of lists must
+    hold one list per query. The same list object is repeated for a shared
+    subset, so callers may cache per ``id()``.
+    """
+    if subset is None:
+        return None
+    if isinstance(subset, (str, int)):
+        subset = [subset]
+    subset = list(subset)
+    if subset and all(isinstance(s, (list, tuple, set)) for s in subset):
+        if len(subset) != n_queries:
+            raise ValueError(
+                f"subset has {len(subset)} lists but there are {n_queries} queries."
+            )
+        return [list(s) for s in subset]
+    return [subset] * n_queries
 
 
 def check_int(name: str, value: Any, minimum: int = 1, allow_none: bool = False):
@@ -169,3 +282,32 @@ def check_int(name: str, value: Any, minimum: int = 1, allow_none: bool = False)
 def check_k(k: Any) -> int:
     """Validate the number of results requested."""
     return check_int("k", k, minimum=1)
+
+
+def check_timeout(value: Any) -> float:
+    """Validate a lock timeout in seconds (a number >= 0)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"lock_timeout must be a number >= 0, got {value!r}.")
+    return float(value)
+
+
+def as_batches(documents_ids: Any, documents_embeddings: Any) -> Iterable:
+    """The ``(ids, embeddings)`` batches of an ``add_documents`` call.
+
+    With embeddings: one batch. Without: ``documents_ids`` must be an
+    iterable of ``(ids, embeddings)`` batches (a generator, say).
+    """
+    if documents_embeddings is not None:
+        return [(documents_ids, documents_embeddings)]
+    if isinstance(documents_ids, (str, bytes, int, np.ndarray, list, tuple)):
+        raise TypeError(
+            "documents_embeddings is missing: pass ids and embeddings, or one "
+            "iterable of (ids, embeddings) batches."
+        )
+    try:
+        return iter(documents_ids)
+    except TypeError:
+        raise TypeError(
+            "documents_ids must be ids or an iterable of (ids, embeddings) "
+            f"batches, got {type(documents_ids).__name__}."
+        ) from None

@@ -10,7 +10,7 @@ import torch
 import tqdm
 
 from ..indexes.base import Base
-from ..indexes.utils import as_matrices, check_int, check_k
+from ..indexes.utils import as_matrices, check_int, check_k, per_query_subsets
 from ..rank import RerankResult
 from ..utils.iter_batch import iter_batch
 
@@ -32,9 +32,13 @@ class BaseRetriever:
     progress_desc = "Retrieving documents"
 
     def __init__(self, index: Base) -> None:
-        if not callable(index) or not hasattr(index, "is_end_to_end_index"):
+        if not callable(index) or not (
+            hasattr(index, "is_end_to_end_index")
+            or hasattr(index, "get_documents_embeddings")
+        ):
             raise TypeError(
-                f"index must be a pylate_clone index, got {type(index).__name__}."
+                "index must be an index (callable, with get_documents_embeddings "
+                f"or is_end_to_end_index), got {type(index).__name__}."
             )
         self.index = index
 
@@ -77,16 +81,17 @@ class BaseRetriever:
             Per query, up to ``k`` ``{"id", "score"}`` best first, each id once.
         """
         k = check_k(k)
-        k_token = check_int(
-            "k_token", self.default_k_token if k_token is None else k_token
-        )
+        if k_token is None:
+            # An index tuned with index.tune() carries its own k_token.
+            k_token = getattr(self.index, "k_token", None) or self.default_k_token
+        k_token = check_int("k_token", k_token)
         batch_size = check_int(
             "batch_size", self.default_batch_size if batch_size is None else batch_size
         )
         queries = as_matrices(queries_embeddings, "queries_embeddings")
-        if self.index.is_end_to_end_index:
+        if getattr(self.index, "is_end_to_end_index", False):
             return self.index(queries, k=k, subset=subset)
-        subsets = self._per_query_subsets(subset, len(queries))
+        subsets = per_query_subsets(subset, len(queries))
         if device is None:
             first = queries[0]
             device = str(first.device) if isinstance(first, torch.Tensor) else "cpu"
@@ -117,22 +122,6 @@ class BaseRetriever:
                 )
                 bar.update(1)
         return results
-
-    @staticmethod
-    def _per_query_subsets(subset: Any, n_queries: int) -> list[list[Any]] | None:
-        """Normalise ``subset`` to one list of ids per query (or None)."""
-        if subset is None:
-            return None
-        if isinstance(subset, (str, int)):
-            subset = [subset]
-        subset = list(subset)
-        if subset and all(isinstance(s, (list, tuple, set)) for s in subset):
-            if len(subset) != n_queries:
-                raise ValueError(
-                    f"subset has {len(subset)} lists but there are {n_queries} queries."
-                )
-            return [list(s) for s in subset]
-        return [subset] * n_queries
 
     def _score_batch(
         self,

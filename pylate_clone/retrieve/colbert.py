@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..indexes._idmap import normalize_id
+from ..indexes import normalize_id
 from ..rank import RerankResult, rerank
 from .base import BaseRetriever
 
@@ -60,7 +60,14 @@ class ColBERT(BaseRetriever):
         subsets: list[list[Any]] | None,
     ) -> list[list[RerankResult]]:
         index = self.index
-        collection = len(index)
+        # A custom index written for PyLate may offer only __call__ and
+        # get_documents_embeddings: the exhaustive fallbacks need len(), `in`
+        # and documents_ids, so they apply only when the index has them.
+        # (looked up on the type: reading the property would reload the index
+        # between the search and the fetch of its candidates)
+        kind = type(index)
+        exhaustive = hasattr(kind, "__len__") and hasattr(kind, "documents_ids")
+        known = index.__contains__ if hasattr(index, "__contains__") else None
         candidates: list[list[Any]] = []
         for i, per_token in enumerate(hits["documents_ids"]):
             found = list(dict.fromkeys(d for token in per_token for d in token))
@@ -68,13 +75,15 @@ class ColBERT(BaseRetriever):
                 allowed = [
                     d
                     for d in dict.fromkeys(normalize_id(s) for s in subsets[i])
-                    if d in index
+                    if known is None or known(d)
                 ]
                 allowed_set = set(allowed)
                 found = [d for d in found if d in allowed_set]
-                if len(found) < min(k, len(allowed)):
+                if known is not None and len(found) < min(k, len(allowed)):
                     found = allowed
-            elif len(found) < k and k >= collection:
+            elif exhaustive and len(found) < k and k >= len(index):
+                # len() only here: it may reload a newer state, whose ids
+                # documents_ids then lists consistently.
                 found = index.documents_ids
             candidates.append(found)
         # One query at a time: a query's candidates can hold hundreds of

@@ -1,0 +1,440 @@
+"""Format version 2: immutable segments, tombstones and one atomic manifest.
+
+Layout of ``{index_folder}/{index_name}/``::
+
+    manifest.json              the only mutable file (replaced atomically)
+    seg-<hex>/                 an immutable segment
+        tokens.npy             (T, D) token vectors, document after document
+        offsets.npy            (N + 1,) int64 row offsets of the documents
+        ids.json               the N user ids in row order (JSON keeps str/int)
+        ...                    kind files (PLAID: codes/IVF lists; Voyager: HNSW)
+    del-<segment>-<gen>.npy    int32 sorted deleted rows of one segment
+    centroids-<hex>.npy        PLAID codebook shared by the segments
+    .write.lock / .readers.lock
+
+A commit writes only new files (a segment folder staged as ``tmp-<hex>`` and
+renamed, tombstone files, maybe a codebook), fsyncs them, then replaces
+``manifest.json`` atomically. Nothing a manifest names is ever modified, so a
+kill at any instant leaves the previous or the new manifest, both complete.
+Files no longer named by the last two manifests are deleted by garbage
+collection, which skips its round while a reader is opening files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import _npy_stream
+from ._search import SegmentView
+from ._storage import (
+    READERS_LOCK,
+    WRITE_LOCK,
+    IndexFormatError,
+    atomic_write_bytes,
+    check_file,
+    crash_point,
+    describe_file,
+    describe_files,
+    fsync_path,
+    fsync_tree,
+    readers_lock,
+    try_collect_lock,
+    write_file,
+)
+
+MANIFEST = "manifest.json"
+FORMAT = "pylate_clone.index"
+FORMAT_VERSION = 2
+TOKENS = "tokens.npy"
+OFFSETS = "offsets.npy"
+IDS = "ids.json"
+_OURS = re.compile(
+    r"^(seg-[0-9a-f]+|del-seg-[0-9a-f]+-\d+\.npy|centroids-[0-9a-f]+\.npy)$"
+)
+_LEFTOVER = ("tmp-", f"{MANIFEST}.tmp-")
+
+
+def _load_npy(path: Path, mmap: bool = False) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except FileNotFoundError:
+        raise IndexFormatError(f"{path} is missing from the index.") from None
+    except Exception as error:  # noqa: BLE001 - numpy raises several kinds
+        raise IndexFormatError(f"{path} could not be read ({error}).") from None
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise IndexFormatError(f"{path} is missing from the index.") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise IndexFormatError(
+            f"{path} is truncated or not valid JSON ({error})."
+        ) from None
+
+
+class SegmentStore:
+    """The files of one segmented index folder.
+
+    Parameters
+    ----------
+    path
+        The index folder ``{index_folder}/{index_name}``.
+    kind
+        Index kind recorded in the manifest; a folder of another kind is refused.
+    """
+
+    def __init__(self, path: str | os.PathLike, kind: str) -> None:
+        self.path = Path(path)
+        self.kind = kind
+        self.manifest_path = self.path / MANIFEST
+
+    # -- reading ---------------------------------------------------------------
+
+    def exists(self) -> bool:
+        """Whether the folder holds a committed index (a manifest)."""
+        return self.manifest_path.is_file()
+
+    def stamp(self) -> tuple[int, int, int] | None:
+        """Cheap change detector of the manifest (inode, mtime, size)."""
+        try:
+            st = os.stat(self.manifest_path)
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def check_not_foreign(self) -> None:
+        """Refuse a non-empty folder without a manifest (e.g. a PyLate index)."""
+        if not self.path.is_dir() or self.exists():
+            return
+        foreign = sorted(
+            p.name
+            for p in self.path.iterdir()
+            if p.name not in (WRITE_LOCK, READERS_LOCK)
+            and not _OURS.match(p.name)
+            and not p.name.startswith(_LEFTOVER)
+        )
+        if foreign:
+            raise IndexFormatError(
+                f"{self.path / foreign[0]} is not part of a pylate_clone index "
+                f"(the folder has no {MANIFEST}; found {len(foreign)} foreign "
+                "file(s)). PyLate index folders can be converted with "
+                "indexes.migrate_pylate_index; otherwise rebuild the index, or "
+                "pass override=True to replace this folder."
+            )
+
+    def read_manifest(self) -> dict[str, Any]:
+        """Parse and validate ``manifest.json``.
+
+        Raises
+        ------
+        IndexFormatError
+            For a foreign, truncated or malformed manifest, another kind, or
+            another format version (format 1 PLAID folders name the fix).
+        """
+        manifest = _load_json(self.manifest_path)
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise IndexFormatError(
+                f"{self.manifest_path} is not a pylate_clone index manifest."
+            )
+        version = manifest.get("version")
+        if manifest.get("kind") != self.kind:
+            raise IndexFormatError(
+                f"{self.manifest_path} describes a {manifest.get('kind')!r} index, "
+                f"not a {self.kind!r} one."
+            )
+        if version == 1 and self.kind == "plaid":
+            raise IndexFormatError(
+                f"{self.manifest_path} was written by the fast-plaid PLAID of an "
+                "earlier release (format 1). Open it with indexes.FastPlaid(...), "
+                "or rebuild it with indexes.PLAID to get the segment engine."
+            )
+        if version != FORMAT_VERSION:
+            raise IndexFormatError(
+                f"{self.manifest_path}: unsupported format version {version!r} "
+                f"(this code reads {FORMAT_VERSION})."
+            )
+        segments = manifest.get("segments")
+        if (
+            not isinstance(segments, list)
+            or not isinstance(manifest.get("params"), dict)
+            or not isinstance(manifest.get("generation"), int)
+            or not all(
+                isinstance(s, dict)
+                and isinstance(s.get("name"), str)
+                and _OURS.match(s["name"])
+                and isinstance(s.get("files"), dict)
+                for s in segments
+            )
+        ):
+            raise IndexFormatError(f"{self.manifest_path} has malformed fields.")
+        return manifest
+
+    def verify_segment(self, record: dict[str, Any]) -> None:
+        """Check a segment's files (and its tombstones) against the manifest."""
+        folder = self.path / record["name"]
+        if not folder.is_dir():
+            raise IndexFormatError(
+                f"{folder} (named by {self.manifest_path}) is missing."
+            )
+        for relative, entry in record["files"].items():
+            check_file(folder / relative, entry, self.manifest_path)
+        tomb = record.get("tombstones")
+        if tomb:
+            check_file(self.path / tomb["file"], tomb, self.manifest_path)
+
+    def read_segment(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Memory-map a verified segment: tokens, offsets, ids, deleted rows."""
+        folder = self.path / record["name"]
+        tokens = _load_npy(folder / TOKENS, mmap=True)
+        offsets = _load_npy(folder / OFFSETS)
+        raw = _load_json(folder / IDS)
+        ids = raw.get("ids") if isinstance(raw, dict) else None
+        if (
+            tokens.ndim != 2
+            or offsets.ndim != 1
+            or offsets.dtype != np.int64
+            or not isinstance(ids, list)
+            or len(offsets) != len(ids) + 1
+            or (len(offsets) and (offsets[0] != 0 or offsets[-1] != len(tokens)))
+        ):
+            raise IndexFormatError(
+                f"{folder}: {TOKENS}, {OFFSETS} and {IDS} do not agree."
+            )
+        deleted = np.empty(0, dtype=np.int32)
+        tomb = record.get("tombstones")
+        if tomb:
+            deleted = _load_npy(self.path / tomb["file"])
+            if deleted.ndim != 1 or (len(deleted) and deleted.max() >= len(ids)):
+                raise IndexFormatError(
+                    f"{self.path / tomb['file']} names rows outside {folder}."
+                )
+        return {"tokens": tokens, "offsets": offsets, "ids": ids, "deleted": deleted}
+
+    def read_array(self, entry: dict[str, Any]) -> np.ndarray:
+        """Verify and load an index-level array file (e.g. the codebook)."""
+        path = self.path / entry["file"]
+        check_file(path, entry, self.manifest_path)
+        return _load_npy(path)
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """Hold the readers lock while a manifest's files are being opened."""
+        with readers_lock(self.path):
+            yield
+
+    # -- writing ---------------------------------------------------------------
+
+    def staging_folder(self) -> Path:
+        """A new private folder for a segment being written."""
+        folder = self.path / f"tmp-{uuid.uuid4().hex[:12]}"
+        folder.mkdir()
+        return folder
+
+    def seal_segment(self, staging: Path, ids: list, num_tokens: int) -> dict[str, Any]:
+        """Write ``ids.json``, fsync and rename a staged segment; its record."""
+        payload = {"format": "pylate_clone.document_ids", "version": 1, "ids": ids}
+        write_file(
+            staging / IDS, json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        )
+        fsync_tree(staging)
+        crash_point("segment_written")
+        name = f"seg-{uuid.uuid4().hex[:16]}"
+        os.replace(staging, self.path / name)
+        fsync_path(self.path, directory=True)
+        return {
+            "name": name,
+            "num_docs": len(ids),
+            "num_tokens": int(num_tokens),
+            "files": describe_files(self.path / name),
+            "tombstones": None,
+        }
+
+    def write_tombstones(
+        self, segment: str, rows: np.ndarray, generation: int
+    ) -> dict[str, Any]:
+        """A new tombstone file holding every deleted row of ``segment``."""
+        name = f"del-{segment}-{generation}.npy"
+        path = self.path / name
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # leftover of an interrupted write of this generation
+        _npy_stream.save(path, np.unique(np.asarray(rows, dtype=np.int32)))
+        return {"file": name, "count": int(len(np.unique(rows))), **describe_file(path)}
+
+    def write_array(self, stem: str, array: np.ndarray) -> dict[str, Any]:
+        """A new index-level array file ``<stem>-<hex>.npy`` and its record."""
+        name = f"{stem}-{uuid.uuid4().hex[:16]}.npy"
+        _npy_stream.save(self.path / name, array)
+        fsync_path(self.path, directory=True)
+        return {"file": name, **describe_file(self.path / name)}
+
+    def commit(self, manifest: dict[str, Any], previous: dict | None) -> None:
+        """Atomically make ``manifest`` the live state."""
+        manifest = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "kind": self.kind,
+            **manifest,
+            "previous": sorted(self.referenced(previous)) if previous else [],
+        }
+        crash_point("before_manifest")
+        atomic_write_bytes(
+            self.manifest_path, json.dumps(manifest, indent=1).encode("utf-8")
+        )
+        crash_point("manifest_replaced")
+
+    @staticmethod
+    def referenced(manifest: dict[str, Any] | None) -> set[str]:
+        """Names of the folders and files a manifest refers to."""
+        if not manifest:
+            return set()
+        names = set()
+        for record in manifest.get("segments", []):
+            names.add(record["name"])
+            if record.get("tombstones"):
+                names.add(record["tombstones"]["file"])
+        if manifest.get("codebook"):
+            names.add(manifest["codebook"]["file"])
+        return names
+
+    def collect_garbage(self, manifest: dict[str, Any]) -> int:
+        """Delete files of neither of the last two manifests; returns the count.
+
+        Runs only while no reader holds the readers lock; otherwise the round
+        is skipped (the next commit collects).
+        """
+        keep = self.referenced(manifest) | set(manifest.get("previous", []))
+        removed = 0
+        with try_collect_lock(self.path) as free:
+            if not free:
+                return 0
+            for entry in self.path.iterdir():
+                name = entry.name
+                if name in keep or not (
+                    _OURS.match(name) or name.startswith(_LEFTOVER)
+                ):
+                    continue
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        entry.unlink()
+                removed += 1
+                crash_point("garbage_collecting")
+        return removed
+
+
+class OpenSegment:
+    """One opened segment: its manifest record, arrays and kind extras."""
+
+    def __init__(self, record: dict[str, Any], arrays: dict[str, Any]) -> None:
+        self.record = record
+        self.name: str = record["name"]
+        self.tokens: np.ndarray = arrays["tokens"]
+        self.offsets: np.ndarray = arrays["offsets"]
+        self.ids: list = arrays["ids"]
+        self.extra: dict[str, Any] = {}
+        self.set_deleted(arrays["deleted"], record.get("tombstones"))
+
+    def set_deleted(self, deleted: np.ndarray, tomb: dict | None) -> None:
+        self.tomb_file = tomb["file"] if tomb else None
+        self.deleted = np.asarray(deleted, dtype=np.int64)
+        self.live: np.ndarray | None = None
+        if len(self.deleted):
+            self.live = np.ones(len(self.ids), dtype=bool)
+            self.live[self.deleted] = False
+
+    def live_rows(self) -> np.ndarray:
+        rows = np.arange(len(self.ids), dtype=np.int64)
+        return rows if self.live is None else rows[self.live]
+
+    def view(self) -> SegmentView:
+        return SegmentView(
+            tokens=self.tokens,
+            offsets=self.offsets,
+            indptr=self.extra.get("indptr"),
+            docs=self.extra.get("docs"),
+            live=self.live,
+        )
+
+    def matrix(self, row: int) -> np.ndarray:
+        start, end = int(self.offsets[row]), int(self.offsets[row + 1])
+        return np.asarray(self.tokens[start:end], dtype=np.float32)
+
+
+class Transaction:
+    """Changes staged against one base manifest, committed all at once."""
+
+    def __init__(self, store: SegmentStore, base: dict[str, Any]) -> None:
+        self.store = store
+        self.base = base
+        self.generation = base["generation"] + 1
+        self.segments = copy.deepcopy(base["segments"])
+        self.codebook = base.get("codebook")
+        self.params = dict(base["params"])
+        self.created: list[Path] = []
+        self.retrain = False
+
+    def track(self, path: Path) -> None:
+        self.created.append(path)
+
+    def add_segment(self, record: dict[str, Any]) -> None:
+        self.segments.append(record)
+        self.track(self.store.path / record["name"])
+
+    def drop_segments(self, names: set[str]) -> None:
+        self.segments = [s for s in self.segments if s["name"] not in names]
+
+    def delete_rows(self, name: str, rows: np.ndarray, already: np.ndarray) -> None:
+        record = next(s for s in self.segments if s["name"] == name)
+        merged = np.union1d(already, rows)
+        if record.get("tombstones") and record["tombstones"]["count"] == len(merged):
+            return
+        entry = self.store.write_tombstones(name, merged, self.generation)
+        self.track(self.store.path / entry["file"])
+        record["tombstones"] = entry
+
+    def set_codebook(self, array: np.ndarray) -> dict[str, Any]:
+        entry = self.store.write_array("centroids", array)
+        self.track(self.store.path / entry["file"])
+        self.codebook = entry
+        return entry
+
+    def dirty(self) -> bool:
+        return (
+            bool(self.created)
+            or self.segments != self.base["segments"]
+            or self.codebook != self.base.get("codebook")
+        )
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "generation": self.generation,
+            "params": self.params,
+            "codebook": self.codebook,
+            "num_documents": sum(
+                s["num_docs"] - (s["tombstones"] or {}).get("count", 0)
+                for s in self.segments
+            ),
+            "segments": self.segments,
+        }
+
+    def discard(self) -> None:
+        for path in self.created:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    path.unlink()

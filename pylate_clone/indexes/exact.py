@@ -1,0 +1,68 @@
+"""Exact index: segments of float16 token vectors scored by exhaustive MaxSim."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from . import _search
+from ._end_to_end import EndToEndIndex
+from ._storage import DEFAULT_LOCK_TIMEOUT
+
+
+class Exact(EndToEndIndex):
+    """End-to-end index that scores every live document with exact MaxSim.
+
+    No approximation and no training: results equal
+    :func:`pylate_clone.rank.rerank` over the whole collection (up to the
+    float16 rounding of the stored vectors). Search time grows linearly with
+    the number of stored token vectors, so it suits small collections, or is
+    the reference that approximate indexes are measured against
+    (:meth:`~pylate_clone.indexes.PLAID.tune`).
+
+    Parameters
+    ----------
+    index_folder
+        Root folder of the indexes.
+    index_name
+        Sub-folder of this index, ``{index_folder}/{index_name}``.
+    override
+        Start from an empty index even if one exists.
+    show_progress
+        Progress bar while adding documents.
+    lock_timeout
+        Seconds a writer waits for another process's write (then
+        ``TimeoutError``).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile
+    >>> from pylate_clone import indexes
+    >>> index = indexes.Exact(index_folder=tempfile.mkdtemp(), show_progress=False)
+    >>> rng = np.random.default_rng(0)
+    >>> docs = [rng.standard_normal((3, 4)).astype("float32") for _ in range(3)]
+    >>> index = index.add_documents(["a", "b", "c"], docs)
+    >>> index(docs[1], k=1)[0][0]["id"]
+    'b'
+    """
+
+    kind = "exact"
+
+    def __init__(
+        self,
+        index_folder: str | os.PathLike = "indexes",
+        index_name: str = "colbert",
+        override: bool = False,
+        show_progress: bool = True,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    ) -> None:
+        super().__init__(
+            index_folder, index_name, override, show_progress, lock_timeout
+        )
+
+    def _search_hits(
+        self, queries: list[np.ndarray], k: int, allowed: list[np.ndarray] | None
+    ) -> list[list[tuple[int, int, float]]]:
+        views = [s.view() for s in self._segments]
+        return _search.exact_search(queries, views, k, allowed)
