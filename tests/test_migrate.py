@@ -118,14 +118,6 @@ def test_plaid_migration_keeps_documents_and_top_results(migrated_plaid, expecte
         assert len(set(ours) & set(theirs)) >= 9
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="today's PLAID re-quantises the migrated vectors (fast-plaid codec, "
-    "nbits=8), which swaps near-ties; the decompressed vectors themselves give "
-    "PyLate's exact order (test_plaid_decompression_reproduces_pylate_ranking). "
-    "Expected to pass once PLAID keeps a float16 token store (IDX branch): "
-    "then remove this marker.",
-)
 def test_plaid_migration_returns_pylate_order(migrated_plaid, expected) -> None:
     _, results = migrated_plaid
     for got, want in zip(results, expected["plaid"]):

@@ -59,10 +59,7 @@ LEFT_OUT = {
 
 # Failing for a reason another branch fixes: checked exactly, so the list stays
 # true (lead: delete an entry once it passes).
-EXPECTED_FAILURES = {
-    "tests.test_fast_plaid::test_fast_plaid_delete_nonexistent": "IDX branch: "
-    "remove_documents skips unknown ids with a warning (today: KeyError)",
-}
+EXPECTED_FAILURES: dict[str, str] = {}
 
 SHIM = '''"""pytest plugin: ``import pylate`` (and ``pylate.x``) loads ``pylate_clone``."""
 import importlib

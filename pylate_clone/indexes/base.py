@@ -111,8 +111,8 @@ class Base(ABC):
         """Search the index."""
 
     @abstractmethod
-    def get_documents_embeddings(self, document_ids: list[list[DocumentId]]) -> Any:
-        """Stored embeddings of documents, grouped like ``document_ids``."""
+    def get_documents_embeddings(self, documents_ids: list[list[DocumentId]]) -> Any:
+        """Stored embeddings of documents, grouped like ``documents_ids``."""
 
     def __repr__(self) -> str:
         return (

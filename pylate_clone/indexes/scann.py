@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import tqdm
 
+from ._generations import GenerationIndexMixin, IndexStore
 from ._idmap import DocumentId, DocumentIdMap, describe_ids, normalize_ids
 from ._storage import IndexFormatError, crash_point
 from .base import Base
@@ -68,7 +69,7 @@ def _to_numpy(matrix: Any, dtype: type) -> np.ndarray:
     return np.ascontiguousarray(matrix, dtype=dtype)
 
 
-class ScaNN(Base):
+class ScaNN(GenerationIndexMixin, Base):
     """Token-level index on Google's ScaNN (anisotropic quantisation, dot product).
 
     Like :class:`Voyager`, ``__call__`` returns, per query token, the ``k``
@@ -164,6 +165,7 @@ class ScaNN(Base):
             weakref.finalize(self, scratch.cleanup)
             index_folder = scratch.name
         super().__init__(index_folder, index_name or "ScaNN_index", override)
+        self._store = IndexStore(self.index_path, self.kind)
         self.searcher: Any = None
         self._owners = np.empty(0, dtype=np.int64)
         self._embeddings: np.ndarray | None = None
