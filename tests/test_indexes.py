@@ -202,7 +202,10 @@ def test_bad_inputs(kind, tmp_path, caplog):
         index.add_documents(["y"], wrong_dim)
     with pytest.raises(ValueError, match="dimension"):
         retriever.retrieve(wrong_dim, k=3)
-    with pytest.raises(ValueError, match="mixes embedding dimensions"):
+    with pytest.raises(
+        ValueError,
+        match=rf"queries_embeddings\[1\] has dimension {DIM + 2}, expected {DIM}",
+    ):
         retriever.retrieve([docs[0], wrong_dim[0]], k=3)
     with pytest.raises(ValueError, match="k must be"):
         retriever.retrieve(docs[:1], k=0)

@@ -222,18 +222,30 @@ def test_embedding_validation_names_argument_and_position(kind, tmp_path):
     inf[0, 0] = np.inf
     cube = np.ones((2, 3, DIM), dtype=np.float32)
     cases = [
-        (ValueError, r"documents_embeddings\[1\] \(id 'n1'\).*NaN", [docs[1], nan]),
         (
             ValueError,
-            r"documents_embeddings\[1\] \(id 'n1'\).*infinite",
+            r"documents_embeddings\[1\] \(document id 'n1'\).*NaN",
+            [docs[1], nan],
+        ),
+        (
+            ValueError,
+            r"documents_embeddings\[1\] \(document id 'n1'\).*NaN or inf",
             [docs[1], inf],
         ),
         (ValueError, r"documents_embeddings\[1\] must be a 2-D", [docs[1], cube]),
-        (TypeError, r"documents_embeddings\[1\] is a str", [docs[1], "text"]),
-        (TypeError, r"documents_embeddings\[0\] is None", [None, docs[1]]),
         (
             TypeError,
-            r"documents_embeddings\[1\] is not a matrix of numbers",
+            r"documents_embeddings\[1\] must be a matrix of numbers.*got str",
+            [docs[1], "text"],
+        ),
+        (
+            TypeError,
+            r"documents_embeddings\[0\] must be a matrix of numbers.*got NoneType",
+            [None, docs[1]],
+        ),
+        (
+            TypeError,
+            r"documents_embeddings\[1\] must be a matrix of numbers",
             [docs[1], [["a", "b"]]],
         ),
     ]
@@ -248,8 +260,16 @@ def test_embedding_validation_names_argument_and_position(kind, tmp_path):
     query_cases = [
         (ValueError, r"queries_embeddings\[1\].*NaN", [docs[2], nan]),
         (ValueError, r"queries_embeddings\[1\] must be a 2-D", [docs[2], cube]),
-        (TypeError, r"queries_embeddings\[0\] is a str", ["q", docs[2]]),
-        (TypeError, r"queries_embeddings\[0\] is None", [None]),
+        (
+            TypeError,
+            r"queries_embeddings\[0\] must be a matrix of numbers.*got str",
+            ["q", docs[2]],
+        ),
+        (
+            TypeError,
+            r"queries_embeddings\[0\] must be a matrix of numbers.*got NoneType",
+            [None],
+        ),
         (ValueError, r"queries_embeddings\[0\] has dimension 3", [docs[2][:, :3]]),
     ]
     for error, message, queries in query_cases:

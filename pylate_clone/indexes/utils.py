@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..utils.validation import as_matrices as _as_matrices
+from ..utils.validation import check_finite as _check_finite
+from ..utils.validation import check_int
 from ._idmap import DocumentId, describe_ids, normalize_ids
 
 
@@ -45,73 +47,18 @@ def reshape_embeddings(embeddings: Any) -> Any:
     return embeddings
 
 
-def _item_matrix(item: Any, name: str, i: int) -> Any:
-    """One item as a 2-D numeric tensor/array, or a named TypeError/ValueError."""
-    if item is None:
-        raise TypeError(f"{name}[{i}] is None; expected a (n_tokens, dim) matrix.")
-    if isinstance(item, (str, bytes)):
-        raise TypeError(
-            f"{name}[{i}] is a {type(item).__name__}; expected a (n_tokens, dim) "
-            "matrix of numbers (encode the text first)."
-        )
-    if isinstance(item, torch.Tensor):
-        if item.is_complex() or item.dtype == torch.bool:
-            raise TypeError(
-                f"{name}[{i}] has dtype {item.dtype}; expected real numbers."
-            )
-    else:
-        if not isinstance(item, np.ndarray):
-            try:
-                item = np.asarray(item, dtype=np.float32)
-            except (TypeError, ValueError) as error:
-                raise TypeError(
-                    f"{name}[{i}] is not a matrix of numbers ({error})."
-                ) from None
-        if item.dtype.kind not in "fiu":
-            raise TypeError(
-                f"{name}[{i}] has dtype {item.dtype}; expected real numbers."
-            )
-    if item.ndim == 3 and item.shape[0] == 1:
-        item = item[0]
-    if item.ndim != 2:
-        raise ValueError(
-            f"{name}[{i}] must be a 2-D (n_tokens, dim) matrix, got shape "
-            f"{tuple(item.shape)}."
-        )
-    if item.shape[0] == 0:
-        raise ValueError(f"{name}[{i}] has no token vectors.")
-    return item
-
-
-def _all_finite(matrix: Any) -> bool:
-    if isinstance(matrix, torch.Tensor):
-        if matrix.device.type == "cpu" and matrix.dtype in (
-            torch.float32,
-            torch.float64,
-        ):
-            # numpy's check is several times faster than torch's on CPU.
-            return bool(np.isfinite(matrix.detach().numpy()).all())
-        return bool(torch.isfinite(matrix).all())
-    if matrix.dtype.kind != "f":
-        return True
-    return bool(np.isfinite(matrix).all())
-
-
 def check_finite(
     items: Sequence[Any], name: str, labels: Sequence[Any] = (), start: int = 0
 ) -> None:
     """Raise ``ValueError`` naming the first item holding NaN or inf.
 
-    ``labels`` (e.g. document ids) are added to the message when given;
-    ``start`` is the position of ``items[0]`` in the argument.
+    ``labels`` (e.g. document ids) are quoted in the message; ``start`` is the
+    position of ``items[0]`` in the argument. The check itself is
+    :func:`pylate_clone.utils.validation.check_finite`.
     """
-    for i, item in enumerate(items):
-        if not _all_finite(item):
-            label = f" (id {labels[i]!r})" if i < len(labels) else ""
-            raise ValueError(
-                f"{name}[{start + i}]{label} holds NaN or infinite values; "
-                "embeddings must be finite."
-            )
+    if start:
+        name = f"{name}[{start}:]"
+    _check_finite(list(items), name, ids=list(labels) if len(labels) else None)
 
 
 def as_matrices(
@@ -120,67 +67,22 @@ def as_matrices(
     dim: int | None = None,
     finite: bool = True,
 ) -> list:
-    """Split and validate ``embeddings`` into a list of 2-D ``(n_tokens, dim)`` items.
+    """Split and check ``embeddings`` into a list of 2-D ``(n_tokens, dim)`` items.
 
-    This is the one embedding check of the indexes and the retriever. Accepts
-    a list/tuple of matrices (tensors, arrays or nested lists), a 3-D
-    array/tensor ``(n, L, dim)`` or a single 2-D matrix meaning one item.
-    ``(1, L, dim)`` items are squeezed. Items keep their type (tensor or
-    numpy) so no copy is made.
-
-    Parameters
-    ----------
-    embeddings
-        The value to check.
-    name
-        Argument name used in error messages (``queries_embeddings``...).
-    dim
-        Expected last dimension (the index's), or None to only require that
-        all items agree.
-    finite
-        Also check for NaN / inf (one vectorised pass per item).
+    The indexes' flavour of :func:`pylate_clone.utils.validation.as_matrices`:
+    a list/tuple of matrices, a 3-D ``(n, L, dim)`` array/tensor or one 2-D
+    matrix; ``(1, L, dim)`` items are squeezed; an empty batch or an item
+    without token vectors is refused (an index can neither store nor search
+    it). Items keep their type (tensor or numpy), no copy is made.
 
     Raises
     ------
     TypeError
-        For a wrong kind: not a list/array/tensor, an item that is None, a
-        string, or not numeric.
+        For a wrong kind (not a list/array/tensor, None, a string, not numeric).
     ValueError
-        For a wrong value: an empty batch, an item that is not 2-D, an empty
-        item, mixed or unexpected dimensions, NaN or inf.
+        For a wrong value (empty, not 2-D, wrong dimension, NaN or inf).
     """
-    if isinstance(embeddings, (torch.Tensor, np.ndarray)):
-        if embeddings.ndim == 2:
-            items = [embeddings]
-        elif embeddings.ndim == 3:
-            items = list(embeddings)
-        else:
-            raise ValueError(
-                f"{name} must be a list of (n_tokens, dim) matrices or a 3-D "
-                f"array, got shape {tuple(embeddings.shape)}."
-            )
-    elif isinstance(embeddings, (list, tuple)):
-        items = list(embeddings)
-    else:
-        raise TypeError(
-            f"{name} must be a list of matrices, a numpy array or a tensor, got "
-            f"{type(embeddings).__name__}."
-        )
-    if not items:
-        raise ValueError(f"{name} is empty.")
-    out = [_item_matrix(item, name, i) for i, item in enumerate(items)]
-    dims = sorted({int(item.shape[1]) for item in out})
-    if len(dims) > 1:
-        raise ValueError(f"{name} mixes embedding dimensions {dims}.")
-    if dim is not None and dims[0] != dim:
-        first = next(i for i, item in enumerate(out) if item.shape[1] != dim)
-        raise ValueError(
-            f"{name}[{first}] has dimension {dims[0]} but the index holds "
-            f"vectors of dimension {dim}."
-        )
-    if finite:
-        check_finite(out, name)
-    return out
+    return _as_matrices(embeddings, name, dim, finite, nonempty=True)
 
 
 def embedding_dim(matrices: Sequence[Any]) -> int:
@@ -260,23 +162,6 @@ def per_query_subsets(subset: Any, n_queries: int) -> list[list[Any]] | None:
             )
         return [list(s) for s in subset]
     return [subset] * n_queries
-
-
-def check_int(name: str, value: Any, minimum: int = 1, allow_none: bool = False):
-    """Validate an integer parameter before it reaches a native library."""
-    if value is None and allow_none:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or int(value) < minimum
-    ):
-        raise ValueError(
-            f"{name} must be an integer >= {minimum}"
-            + (" or None" if allow_none else "")
-            + f", got {value!r}."
-        )
-    return int(value)
 
 
 def check_k(k: Any) -> int:
