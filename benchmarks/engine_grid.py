@@ -4,7 +4,7 @@ Builds the engine (``indexes._ivf``) over one segment of SciFact at a scale
 (``benchmarks/scale_data.py``), caching the codebook and lists per codebook
 size under ``benchmarks/.cache/``, then for each ``n_ivf_probe`` x
 ``n_full_scores`` measures recall@10 against exact MaxSim (all queries) and
-p50 latency (every 4th query, one per call) of ``indexes._search.search``,
+p50 latency (every ``--timed-every``-th query, one per call) of ``indexes._search.search``,
 next to the p50 of ``_search.exact_search`` in the same run. Prints a
 Markdown table with the date and machine load. Usage::
 
@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--centroids", default="")
     parser.add_argument("--probes", default="1,2,4,8,16")
     parser.add_argument("--full", default="64,128,256,512,1024,2048")
+    parser.add_argument("--timed-every", type=int, default=4)
     args = parser.parse_args()
     tokens, lengths = scale_data.collection(args.scale)
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
@@ -73,7 +74,7 @@ def main() -> None:
     queries = scale_data.queries()
     truth = scale_data.exact_top10(args.scale)
     segment = _search.SegmentView(tokens=tokens, offsets=offsets)
-    timed = queries[::4]
+    timed = queries[:: args.timed_every]
     exact_p50 = p50_ms(lambda qs: _search.exact_search(qs, [segment], 10), timed)
     load = os.getloadavg()
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -125,9 +125,11 @@ def probe(
 
     Each query token probes its ``n_ivf_probe`` best centroids; a document
     reached by token ``i`` through several centroids keeps the best score,
-    and a token that did not reach it contributes the score of its
-    ``n_ivf_probe``-th centroid (an upper bound of what it could have had
-    through an unprobed one, as in WARP's missing-similarity imputation).
+    and a token that did not reach it contributes the score of its best
+    unprobed centroid (the ``n_ivf_probe + 1``-th: an upper bound of what it
+    could have had, in the spirit of WARP's missing-similarity imputation;
+    imputing the ``n_ivf_probe``-th score instead ties every candidate when
+    one centroid is probed).
 
     Parameters
     ----------
@@ -149,9 +151,14 @@ def probe(
     scores = np.asarray(query_centroid_scores, dtype=np.float32)
     lq, k = scores.shape
     n_probe = max(1, min(n_ivf_probe, k))
-    top = np.argpartition(-scores, n_probe - 1, axis=1)[:, :n_probe]  # (Lq, p)
+    if n_probe < k:  # the (p+1)-th best score bounds what an unprobed centroid gives
+        part = np.argpartition(-scores, n_probe, axis=1)
+        top = part[:, :n_probe]  # (Lq, p)
+        floor = np.take_along_axis(scores, part[:, n_probe : n_probe + 1], axis=1)[:, 0]
+    else:
+        top = np.broadcast_to(np.arange(k), (lq, k))
+        floor = scores.min(axis=1)
     top_scores = np.take_along_axis(scores, top, axis=1)
-    floor = top_scores.min(axis=1)
     # Expand every probed (token, centroid) pair to its documents, worst pair
     # first: a fancy assignment keeps the last write, so each (token, doc)
     # ends with its best centroid score.

@@ -169,8 +169,11 @@ def search(
                 keep &= segment.live[r]
             if subset is not None:
                 subset = np.asarray(subset, dtype=np.int64)
-                position = np.searchsorted(subset, r)
-                keep &= subset[np.minimum(position, len(subset) - 1)] == r
+                if len(subset) == 0:
+                    keep[:] = False
+                else:
+                    position = np.minimum(np.searchsorted(subset, r), len(subset) - 1)
+                    keep &= subset[position] == r
             seg_ids.append(np.full(int(keep.sum()), s, dtype=np.int64))
             rows.append(r[keep])
             approx.append(a[keep])
