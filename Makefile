@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo lint format bench bench-index bench-train
+.PHONY: install test demo lint format bench bench-index bench-train bench-scale
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -36,3 +36,11 @@ bench-index: install
 
 bench-train: install
 	$(PY) benchmarks/train_step.py
+
+# SciFact 1x and 10x: PyLate 1.6.0 PLAID (its venv: PYLATE_PYTHON), our PLAID,
+# Voyager, exact and the engine; hours on 2 cores, results cached per system in
+# benchmarks/.cache/scale_results/ (ARGS="--scales 1 --systems exact,engine").
+PYLATE_PYTHON ?= /work/pylate-ref/bin/python
+bench-scale: install
+	$(PY) benchmarks/index_scale.py --pylate-python $(PYLATE_PYTHON) $(ARGS)
+	$(PY) benchmarks/engine_grid.py --scale 1

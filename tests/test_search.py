@@ -89,7 +89,7 @@ def test_exact_search_many_queries_ties_and_k(setup):
 
 @pytest.mark.slow
 def test_recall_against_exact_on_real_slice(minilm_dir, data_dir):
-    """Default knobs on 500 real SciFact documents (MiniLM ColBERT)."""
+    """Default knobs on 300 real SciFact documents (MiniLM ColBERT)."""
     import json
 
     import torch
@@ -97,14 +97,14 @@ def test_recall_against_exact_on_real_slice(minilm_dir, data_dir):
     from pylate_clone import models
 
     rows = [json.loads(line) for line in open(data_dir / "scifact" / "corpus.jsonl")]
-    texts = [f"{r.get('title', '')} {r['text']}".strip() for r in rows[:500]]
+    texts = [f"{r.get('title', '')} {r['text']}".strip() for r in rows[:300]]
     queries_rows = [
         json.loads(line) for line in open(data_dir / "scifact" / "queries.jsonl")
     ]
     torch.manual_seed(0)
     model = models.ColBERT(model_name_or_path=str(minilm_dir), device="cpu")
     docs = model.encode(texts, is_query=False, batch_size=32)
-    queries = model.encode([r["text"] for r in queries_rows[:40]], is_query=True)
+    queries = model.encode([r["text"] for r in queries_rows[:30]], is_query=True)
     lengths = np.array([len(d) for d in docs])
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     tokens = np.concatenate(docs).astype(np.float16)
@@ -118,7 +118,7 @@ def test_recall_against_exact_on_real_slice(minilm_dir, data_dir):
         [segment],
         10,
         _search.default_n_ivf_probe(k),
-        _search.default_n_full_scores(500, 10),
+        _search.default_n_full_scores(300, 10),
     )
     exact = _search.exact_search(queries, [segment], 10)
     recall = np.mean(
@@ -127,4 +127,4 @@ def test_recall_against_exact_on_real_slice(minilm_dir, data_dir):
     assert recall >= RECALL_FLOOR, recall
 
 
-RECALL_FLOOR = 0.0
+RECALL_FLOOR = 1.01  # measuring
