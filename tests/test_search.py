@@ -127,4 +127,4 @@ def test_recall_against_exact_on_real_slice(minilm_dir, data_dir):
     assert recall >= RECALL_FLOOR, recall
 
 
-RECALL_FLOOR = 1.01  # measuring
+RECALL_FLOOR = 0.9  # measured 0.930 (2026-11-30): 300 docs, 30 queries, K=512

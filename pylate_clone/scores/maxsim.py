@@ -81,8 +81,28 @@ def _one_torch_thread() -> Iterator[None]:
                 torch.set_num_threads(_threads_saved)
 
 
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_local = threading.local()
+
+
+def _buffer(name: str, rows: int, cols: int) -> torch.Tensor:
+    """A float32 ``(rows, cols)`` scratch tensor owned by the calling thread.
+
+    Reused across blocks and calls: a fresh multi-megabyte tensor per block
+    costs page faults comparable to the block's matmul.
+    """
+    buffers = _local.__dict__.setdefault("buffers", {})
+    buf = buffers.get(name)
+    if buf is None or buf.shape[0] < rows or buf.shape[1] != cols:
+        buf = torch.empty((max(rows, _MIN_BLOCK), cols), dtype=torch.float32)
+        buffers[name] = buf
+    return buf[:rows]
+
+
 def _run(tasks: list[Callable[[], None]], flops: float, workers: int | None) -> None:
-    """Run independent tasks, on a thread pool when the work is worth it."""
+    """Run independent tasks, on the shared thread pool when the work is worth it."""
+    global _pool, _pool_size
     if workers is None:
         workers = torch.get_num_threads() if _threads_users == 0 else _threads_saved
         workers = min(workers, os.cpu_count() or 1)
@@ -92,9 +112,20 @@ def _run(tasks: list[Callable[[], None]], flops: float, workers: int | None) -> 
             for task in tasks:
                 task()
             return
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for future in [pool.submit(task) for task in tasks]:
-                future.result()
+        with _threads_lock:
+            if _pool is None or _pool._max_workers < workers:
+                _pool = ThreadPoolExecutor(
+                    max_workers=max(workers, os.cpu_count() or 1)
+                )
+            pool = _pool
+        queue = iter(tasks)  # next() on a list iterator is atomic under the GIL
+
+        def drain() -> None:
+            for task in queue:
+                task()
+
+        for future in [pool.submit(drain) for _ in range(workers)]:
+            future.result()
 
 
 def _block_tokens(columns: int) -> int:
@@ -155,7 +186,8 @@ class _Queries:
         """
         out = np.empty((len(doc_starts), self.count), dtype=np.float32)
         for first, last, matrix, starts in self.groups:
-            sims = torch.mm(block, matrix).numpy()  # (t, c)
+            sims = _buffer("sims", len(block), matrix.shape[1])
+            sims = torch.mm(block, matrix, out=sims).numpy()  # (t, c)
             per_token = np.maximum.reduceat(sims, doc_starts, axis=0)  # (n, c)
             out[:, first:last] = np.add.reduceat(per_token, starts, axis=1)
         return out
@@ -163,7 +195,8 @@ class _Queries:
     def per_token(self, block: torch.Tensor, doc_starts: np.ndarray) -> np.ndarray:
         """``(n, C)`` per-query-token maxima (one group only: rerank's single query)."""
         (_, _, matrix, _) = self.groups[0]
-        return np.maximum.reduceat(torch.mm(block, matrix).numpy(), doc_starts, axis=0)
+        sims = torch.mm(block, matrix, out=_buffer("sims", len(block), matrix.shape[1]))
+        return np.maximum.reduceat(sims.numpy(), doc_starts, axis=0)
 
 
 def _as_queries(queries: Sequence[Any] | np.ndarray) -> Sequence[Any]:
@@ -243,7 +276,8 @@ def maxsim_flat(
             else:
                 index = np.repeat(s - local, n) + np.arange(int(n.sum()))
                 block = source.index_select(0, torch.from_numpy(index))
-            out[:, positions[a:b]] = pack.score(block.float(), local).T
+            converted = _buffer("block", len(block), block.shape[1]).copy_(block)
+            out[:, positions[a:b]] = pack.score(converted, local).T
 
         return run
 
@@ -308,12 +342,16 @@ def _ragged_task(
     out: np.ndarray,
 ) -> Callable[[], None]:
     def run() -> None:
-        block = torch.cat(
-            [
-                torch.from_numpy(d) if isinstance(d, np.ndarray) else d.detach().cpu()
-                for d in (docs[j] for j in members)
-            ]
-        ).float()
+        parts = [
+            torch.from_numpy(d) if isinstance(d, np.ndarray) else d.detach().cpu()
+            for d in (docs[j] for j in members)
+        ]
+        rows = int(lengths[members].sum())
+        block = _buffer("block", rows, parts[0].shape[1])
+        if all(p.dtype == torch.float32 for p in parts):
+            torch.cat(parts, out=block)
+        else:
+            block.copy_(torch.cat(parts))
         local = np.zeros(len(members), dtype=np.intp)
         np.cumsum(lengths[members][:-1], out=local[1:])
         per_token = pack.per_token(block, local)  # (n, Lq)
