@@ -50,7 +50,7 @@ warnings.filterwarnings(
 
 _MAX_COLUMNS = 512  # query columns per matmul: wide enough, sims stay in cache
 _BLOCK_BYTES = 1 << 20  # float32 bytes of one block's similarity matrix
-_MIN_BLOCK, _MAX_BLOCK = 1024, 8192  # tokens per block
+_MIN_BLOCK, _MAX_BLOCK = 1024, 4096  # tokens per block: a block + its sims fit L2
 _PARALLEL_FLOPS = 1 << 24  # below this a thread pool costs more than it saves
 
 _threads_lock = threading.Lock()
