@@ -305,6 +305,48 @@ def print_table(scales: list[int], limit: int | None) -> None:
             )
 
 
+def kernel_figures(scale: int, limit: int | None, repeats: int = 5) -> None:
+    """GFLOP/s of ``maxsim_flat`` on the scale's float16 store vs dense matmul.
+
+    Timed in turn on every repeat (same load), medians; 8 queries and 1
+    query over the first 200,000 stored tokens.
+    """
+    import statistics
+
+    import torch
+
+    from pylate_clone.scores.maxsim import maxsim_flat
+
+    tokens, lengths = scale_data.collection(scale, limit)
+    lengths = lengths[: int(np.searchsorted(np.cumsum(lengths), 200_000)) + 1]
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    store = np.asarray(tokens[: offsets[-1]], dtype=np.float16)
+    qs = scale_data.queries()
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    jobs = {
+        "dense matmul 2048^3": (lambda: torch.mm(a, b), 2.0 * 2048**3),
+        "maxsim_flat, 8 queries": (
+            lambda: maxsim_flat(qs[:8], store, offsets),
+            2.0 * sum(len(q) for q in qs[:8]) * store.shape[1] * offsets[-1],
+        ),
+        "maxsim_flat, 1 query": (
+            lambda: maxsim_flat(qs[:1], store, offsets),
+            2.0 * len(qs[0]) * store.shape[1] * offsets[-1],
+        ),
+    }
+    times: dict[str, list[float]] = {name: [] for name in jobs}
+    for _ in range(repeats + 1):  # the first round warms up
+        for name, (fn, _) in jobs.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    rates = {n: jobs[n][1] / statistics.median(t[1:]) / 1e9 for n, t in times.items()}
+    matmul = rates["dense matmul 2048^3"]
+    print(f"kernel, {scale}x store, load {os.getloadavg()[0]:.1f}:")
+    for name, rate in rates.items():
+        print(f"  {name:<24} {rate:7.1f} GFLOP/s  {rate / matmul:5.0%} of matmul")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--systems", default=",".join(SYSTEMS))
@@ -312,6 +354,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--force", action="store_true")
     parser.add_argument("--table-only", action="store_true")
+    parser.add_argument("--kernel", action="store_true", help="maxsim_flat GFLOP/s")
     parser.add_argument("--pylate-python", default=PYLATE_PYTHON)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -337,6 +380,8 @@ def main() -> None:
                     )
                     _run_child(name, scale, args.limit, python)
     print_table(scales, args.limit)
+    if args.kernel:
+        kernel_figures(scales[0], args.limit)
 
 
 if __name__ == "__main__":
