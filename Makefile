@@ -3,7 +3,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DOCS_STAMP := $(VENV)/.docs-installed
 
-.PHONY: install test demo lint format bench bench-index bench-train bench-serving docs
+.PHONY: install test demo lint format bench bench-index bench-train bench-scale bench-serving docs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -50,3 +50,11 @@ $(DOCS_STAMP): pyproject.toml $(STAMP)
 # fonts, no CDN); --strict turns any warning (a broken link...) into a failure.
 docs: $(DOCS_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+# SciFact 1x and 10x: PyLate 1.6.0 PLAID (its venv: PYLATE_PYTHON), our PLAID,
+# Voyager, exact and the engine; hours on 2 cores, results cached per system in
+# benchmarks/.cache/scale_results/ (ARGS="--scales 1 --systems exact,engine").
+PYLATE_PYTHON ?= /work/pylate-ref/bin/python
+bench-scale: install
+	$(PY) benchmarks/index_scale.py --pylate-python $(PYLATE_PYTHON) $(ARGS)
+	$(PY) benchmarks/engine_grid.py --scale 1

@@ -22,10 +22,19 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
+
+_SCRATCH_FLOATS = 1 << 24  # bound of one (block, K) similarity matrix (64 MB)
 
 
 def default_num_centroids(num_tokens: int) -> int:
-    """Codebook size for a collection of ``num_tokens`` token vectors."""
+    """Codebook size for a collection of ``num_tokens`` token vectors.
+
+    The power of two at or below ``4 * sqrt(num_tokens)``: a quarter of
+    fast-plaid's ``16 * sqrt``, because assigning every token costs
+    ``T * K * D`` and probing a coarser codebook is cheap when each list is
+    scored in one vectorised pass (see docs/index_engine.md).
+    """
     if num_tokens <= 0:
         return 1
     return int(
@@ -33,33 +42,59 @@ def default_num_centroids(num_tokens: int) -> int:
     )
 
 
+def default_sample_size(num_centroids: int) -> int:
+    """Token vectors k-means trains on: a bounded sample (``64 * K``, >= 16k)."""
+    return int(max(1 << 14, 64 * num_centroids))
+
+
 def train_centroids(
     sample: np.ndarray, num_centroids: int, niters: int = 4, seed: int = 42
 ) -> np.ndarray:
-    """Spherical k-means on ``sample`` ``(S, D)``; returns unit-norm ``(K, D)``."""
-    sample = np.asarray(sample, dtype=np.float32)
+    """Spherical k-means on ``sample`` ``(S, D)``; returns unit-norm ``(K, D)``.
+
+    Initialised on ``K`` distinct sample vectors drawn with ``seed``; each
+    iteration assigns every sample vector (:func:`assign`) and moves each
+    centroid to the normalised sum of its members (an empty cluster keeps its
+    centroid).
+    """
+    sample_t = torch.from_numpy(np.ascontiguousarray(sample)).float()
+    if sample_t.ndim != 2 or len(sample_t) == 0:
+        raise ValueError(
+            f"sample must be a non-empty (S, D) matrix, got shape {tuple(sample_t.shape)}."
+        )
     rng = np.random.default_rng(seed)
-    k = min(num_centroids, len(sample))
-    centroids = sample[rng.choice(len(sample), size=k, replace=False)].copy()
+    k = min(num_centroids, len(sample_t))
+    pick = torch.from_numpy(rng.choice(len(sample_t), size=k, replace=False))
+    centroids = sample_t[pick].clone()
     for _ in range(niters):
-        codes = assign(sample, centroids)
-        sums = np.zeros_like(centroids)
-        np.add.at(sums, codes, sample)
-        norms = np.linalg.norm(sums, axis=1, keepdims=True)
+        codes = torch.from_numpy(
+            assign(sample_t.numpy(), centroids.numpy()).astype(np.int64)
+        )
+        sums = torch.zeros_like(centroids).index_add_(0, codes, sample_t)
+        norms = sums.norm(dim=1, keepdim=True)
         filled = norms[:, 0] > 0
         centroids[filled] = sums[filled] / norms[filled]
-    return centroids
+    return centroids.numpy()
 
 
 def assign(
-    tokens: np.ndarray, centroids: np.ndarray, batch_size: int = 1 << 15
+    tokens: np.ndarray, centroids: np.ndarray, batch_size: int | None = None
 ) -> np.ndarray:
-    """Nearest centroid (largest dot product) of each token, ``(T,)`` int32."""
-    centroids = np.asarray(centroids, dtype=np.float32)
+    """Nearest centroid (largest dot product) of each token, ``(T,)`` int32.
+
+    ``tokens`` may be float16 or float32 (or a memory map); it is converted
+    block by block so memory stays bounded.
+    """
+    centroids_t = torch.from_numpy(np.ascontiguousarray(centroids, dtype=np.float32))
+    if batch_size is None:
+        batch_size = max(256, _SCRATCH_FLOATS // max(1, len(centroids_t)))
     codes = np.empty(len(tokens), dtype=np.int32)
+    source = torch.from_numpy(np.asarray(tokens))
     for start in range(0, len(tokens), batch_size):
-        block = np.asarray(tokens[start : start + batch_size], dtype=np.float32)
-        codes[start : start + len(block)] = np.argmax(block @ centroids.T, axis=1)
+        block = source[start : start + batch_size].float()
+        codes[start : start + len(block)] = (
+            torch.mm(block, centroids_t.T).argmax(dim=1).numpy()
+        )
     return codes
 
 
@@ -86,21 +121,64 @@ def probe(
     num_docs: int,
     n_ivf_probe: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate documents of one query and their approximate MaxSim."""
+    """Candidate documents of one query and their approximate MaxSim.
+
+    Each query token probes its ``n_ivf_probe`` best centroids; a document
+    reached by token ``i`` through several centroids keeps the best score,
+    and a token that did not reach it contributes the score of its best
+    unprobed centroid (the ``n_ivf_probe + 1``-th: an upper bound of what it
+    could have had, in the spirit of WARP's missing-similarity imputation;
+    imputing the ``n_ivf_probe``-th score instead ties every candidate when
+    one centroid is probed).
+
+    Parameters
+    ----------
+    query_centroid_scores
+        ``(Lq, K)`` dot products of the query tokens with the centroids.
+    indptr, docs
+        CSR lists of one segment (:func:`build_lists`).
+    num_docs
+        Documents in the segment.
+    n_ivf_probe
+        Centroids probed per query token.
+
+    Returns
+    -------
+    tuple[np.ndarray, np.ndarray]
+        Candidate rows ``(c,)`` int64 (ascending) and their approximate
+        scores ``(c,)`` float32.
+    """
     scores = np.asarray(query_centroid_scores, dtype=np.float32)
-    n_probe = min(n_ivf_probe, scores.shape[1])
-    best = np.full((len(scores), num_docs), -np.inf, dtype=np.float32)
+    lq, k = scores.shape
+    n_probe = max(1, min(n_ivf_probe, k))
+    if n_probe < k:  # the (p+1)-th best score bounds what an unprobed centroid gives
+        part = np.argpartition(-scores, n_probe, axis=1)
+        top = part[:, :n_probe]  # (Lq, p)
+        floor = np.take_along_axis(scores, part[:, n_probe : n_probe + 1], axis=1)[:, 0]
+    else:
+        top = np.broadcast_to(np.arange(k), (lq, k))
+        floor = scores.min(axis=1)
+    top_scores = np.take_along_axis(scores, top, axis=1)
+    # Expand every probed (token, centroid) pair to its documents, worst pair
+    # first: a fancy assignment keeps the last write, so each (token, doc)
+    # ends with its best centroid score.
+    order = np.argsort(top_scores, axis=None, kind="stable")
+    token = order // n_probe
+    centroid = top.reshape(-1)[order]
+    starts, ends = indptr[centroid], indptr[centroid + 1]
+    sizes = ends - starts
+    total = int(sizes.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    within = np.arange(total) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    members = docs[np.repeat(starts, sizes) + within].astype(np.int64)
     reached = np.zeros(num_docs, dtype=bool)
-    floor = np.empty(len(scores), dtype=np.float32)
-    for i, row in enumerate(scores):
-        top = np.argpartition(-row, n_probe - 1)[:n_probe]
-        top = top[np.argsort(row[top])]  # ascending: the last write wins
-        floor[i] = row[top[0]]
-        for c in top:
-            members = docs[indptr[c] : indptr[c + 1]]
-            best[i, members] = row[c]
-            reached[members] = True
+    reached[members] = True
     candidates = np.flatnonzero(reached)
-    approx = best[:, candidates]
-    approx = np.where(np.isfinite(approx), approx, floor[:, None]).sum(axis=0)
-    return candidates.astype(np.int64), approx.astype(np.float32)
+    column = np.full(num_docs, -1, dtype=np.int64)
+    column[candidates] = np.arange(len(candidates))
+    best = np.repeat(floor[:, None], len(candidates), axis=1)  # imputed by default
+    best[np.repeat(token, sizes), column[members]] = np.repeat(
+        top_scores.reshape(-1)[order], sizes
+    )
+    return candidates, best.sum(axis=0, dtype=np.float32)

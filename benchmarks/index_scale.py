@@ -1,0 +1,388 @@
+"""Index benchmark at scale: SciFact (5,183 documents) and 10x SciFact (51,830).
+
+Systems (each in its own child process, so peak RSS is per system):
+
+- ``pylate-plaid``: PyLate 1.6.0's PLAID at the defaults it ships, run with
+  the reference venv's interpreter (``--pylate-python``).
+- ``plaid``: ``pylate_clone.indexes.PLAID`` at its defaults.
+- ``voyager``: ``pylate_clone.indexes.Voyager`` + ``retrieve.ColBERT`` rerank.
+- ``exact``: ``pylate_clone.indexes.Exact`` when the package has it, else
+  ``indexes._search.exact_search`` over one float16 segment.
+- ``engine``: the PLAID engine (``indexes._ivf`` + ``indexes._search.search``)
+  over one segment at its default knobs, called directly (a stand-in for the
+  new ``indexes.PLAID`` until it lands).
+
+Every system gets the same float32 vectors (``benchmarks/scale_data.py``).
+Measured: build s (all documents but 20 in one ``add_documents``), "+20
+docs" s, peak RSS (and the RSS of the loaded vectors alone), bytes per token
+on disk, p50 / p95 latency one query per call (every 4th query), QPS for all
+queries in one call, recall@10 against exact MaxSim, "-10 docs" s.
+
+Results are cached per system and scale as JSON under
+``benchmarks/.cache/scale_results/``; a re-run only redoes what is missing
+(``--force`` redoes the named ones). Usage::
+
+    python benchmarks/index_scale.py                          # everything
+    python benchmarks/index_scale.py --scales 1 --systems exact,plaid
+    python benchmarks/index_scale.py --limit 300 --scales 1   # plumbing check
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import scale_data  # noqa: E402
+
+SYSTEMS = ("pylate-plaid", "plaid", "voyager", "exact", "engine")
+PYLATE_PYTHON = "/work/pylate-ref/bin/python"
+RESULTS = scale_data.CACHE / "scale_results"
+K = 10
+ADD, REMOVE = 20, 10
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+# -- one system (child process) -----------------------------------------------------
+
+
+def _open_system(name: str, folder: Path):
+    """``(add(ids, docs), remove(ids), search(queries) -> ids per query)``."""
+    if name == "pylate-plaid":
+        from pylate import indexes
+
+        index = indexes.PLAID(
+            index_folder=str(folder), index_name="bench", override=True,
+            show_progress=False,
+        )  # fmt: skip
+        return _index_api(index, lambda qs: index(qs, k=K))
+    if name in ("plaid", "voyager"):
+        from pylate_clone import indexes, retrieve
+
+        if name == "plaid":
+            index = indexes.PLAID(
+                index_folder=folder, override=True, show_progress=False
+            )
+            return _index_api(index, lambda qs: index(qs, k=K))
+        index = indexes.Voyager(index_folder=folder, override=True, show_progress=False)
+        retriever = retrieve.ColBERT(index=index)
+        return _index_api(index, lambda qs: retriever.retrieve(qs, k=K))
+    if name == "exact":
+        from pylate_clone import indexes
+
+        exact_class = getattr(indexes, "Exact", None)
+        if exact_class is not None:
+            index = exact_class(index_folder=folder, override=True)
+            return _index_api(index, lambda qs: index(qs, k=K))
+    return _SegmentSystem(name == "engine")
+
+
+def _index_api(index, search):
+    def add(ids, docs):
+        index.add_documents(ids, docs)
+
+    def remove(ids):
+        index.remove_documents(ids)
+
+    def run(qs):
+        return [[r["id"] for r in hits] for hits in search(qs)]
+
+    return add, remove, run
+
+
+class _SegmentSystem:
+    """One float16 segment searched by ``indexes._search`` (no index class)."""
+
+    def __init__(self, with_ivf: bool) -> None:
+        self.with_ivf = with_ivf
+        self.ids: list[str] = []
+        self.segment = None
+        self.centroids = None
+
+    def __iter__(self):
+        return iter((self.add, None, self.run))
+
+    def add(self, ids, docs) -> None:
+        from pylate_clone.indexes import _ivf, _search
+
+        lengths = np.asarray([len(d) for d in docs], dtype=np.int64)
+        offsets = np.zeros(len(docs) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        tokens = np.empty((offsets[-1], docs[0].shape[1]), dtype=np.float16)
+        for d, start in zip(docs, offsets[:-1]):
+            tokens[start : start + len(d)] = d
+        self.segment = _search.SegmentView(tokens=tokens, offsets=offsets)
+        if self.with_ivf:
+            k = _ivf.default_num_centroids(len(tokens))
+            rng = np.random.default_rng(0)
+            size = min(len(tokens), _ivf.default_sample_size(k))
+            sample = tokens[np.sort(rng.choice(len(tokens), size, replace=False))]
+            self.centroids = _ivf.train_centroids(sample, k)
+            codes = _ivf.assign(tokens, self.centroids)
+            indptr, members = _ivf.build_lists(codes, offsets, k)
+            self.segment.indptr, self.segment.docs = indptr, members
+        self.ids = list(ids)
+
+    def run(self, qs):
+        from pylate_clone.indexes import _search
+
+        if self.with_ivf:
+            hits = _search.search(
+                qs,
+                self.centroids,
+                [self.segment],
+                K,
+                _search.default_n_ivf_probe(len(self.centroids)),
+                _search.default_n_full_scores(self.segment.num_docs, K),
+            )
+        else:
+            hits = _search.exact_search(qs, [self.segment], K)
+        return [[self.ids[row] for _, row, _ in query_hits] for query_hits in hits]
+
+    def disk_bytes(self) -> int:
+        arrays = [self.segment.tokens, self.segment.offsets]
+        if self.with_ivf:
+            arrays += [self.centroids, self.segment.indptr, self.segment.docs]
+        return sum(a.nbytes for a in arrays)
+
+
+def run_system(name: str, scale: int, limit: int | None, workdir: Path) -> dict:
+    ids = scale_data.doc_ids(scale, limit)
+    docs = scale_data.documents(scale, limit)
+    qs = scale_data.queries()
+    rss_data = _rss_mb()
+    n_tokens = int(sum(len(d) for d in docs))
+    folder = workdir / name
+    system = _open_system(name, folder)
+    add, remove, run = system
+
+    segment_only = isinstance(system, _SegmentSystem)
+    n_first = len(ids) if segment_only else len(ids) - ADD
+    start = time.perf_counter()
+    add(ids[:n_first], docs[:n_first])
+    build_s = time.perf_counter() - start
+    add_s: float | None = None
+    if not segment_only:  # a lone segment has no writes: no "+20 docs"
+        start = time.perf_counter()
+        add(ids[n_first:], docs[n_first:])
+        add_s = time.perf_counter() - start
+    disk = system.disk_bytes() if segment_only else _folder_bytes(workdir)
+
+    run(qs[:4])  # warm up (lazy loads, thread pools)
+    latencies = []
+    for q in qs[::4]:
+        start = time.perf_counter()
+        run([q])
+        latencies.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    results = run(qs)
+    batch_s = time.perf_counter() - start
+    remove_s: float | None = None
+    if not segment_only:
+        step = max(1, len(ids) // REMOVE)
+        start = time.perf_counter()
+        remove([ids[j] for j in range(0, len(ids), step)][:REMOVE])
+        remove_s = time.perf_counter() - start
+    return {
+        "system": name,
+        "scale": scale,
+        "limit": limit,
+        "documents": len(ids),
+        "tokens": n_tokens,
+        "build_s": build_s,
+        "add20_s": add_s,
+        "remove10_s": remove_s,
+        "p50_ms": 1000 * float(np.percentile(latencies, 50)),
+        "p95_ms": 1000 * float(np.percentile(latencies, 95)),
+        "qps": len(qs) / batch_s,
+        "bytes_per_token": disk / n_tokens,
+        "peak_rss_mb": _rss_mb(),
+        "data_rss_mb": rss_data,
+        "load": os.getloadavg(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"
+        ),
+        "results": results,
+    }
+
+
+# -- driver ---------------------------------------------------------------------------
+
+
+def _result_path(name: str, scale: int, limit: int | None) -> Path:
+    tag = f"{name}_x{scale}" + ("" if limit is None else f"_limit{limit}")
+    return RESULTS / f"{tag}.json"
+
+
+def _run_child(name: str, scale: int, limit: int | None, python: str) -> None:
+    out = _result_path(name, scale, limit)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=f"scale_{name}_x{scale}_"))
+    command = [python, __file__, "--child", name, "--scales", str(scale)]
+    command += ["--workdir", str(workdir), "--out", str(out) + ".tmp"]
+    if limit is not None:
+        command += ["--limit", str(limit)]
+    env = dict(os.environ, PYTHONPATH=str(scale_data.ROOT))
+    print(f"running {name} x{scale} ...", flush=True)
+    try:
+        subprocess.run(command, check=True, env=env)
+        os.replace(str(out) + ".tmp", out)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _recall(result: dict, exact: np.ndarray, ids: list[str]) -> float:
+    truth = [{ids[j] for j in row} for row in exact]
+    return float(
+        np.mean([len(set(r[:K]) & t) / K for r, t in zip(result["results"], truth)])
+    )
+
+
+def _fmt(value, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def print_table(scales: list[int], limit: int | None) -> None:
+    load = os.getloadavg()
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    print(
+        f"\n{now}, {platform.node()}, {os.cpu_count()} cores, "
+        f"load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
+    header = (
+        "| scale | system | build s | +20 docs s | -10 docs s | peak RSS MB "
+        "(data) | B/token | p50 ms | p95 ms | QPS | recall@10 | p50 vs PyLate "
+        "| p50 vs exact | load at run |"
+    )
+    print(header)
+    print("|---" * (header.count("|") - 1) + "|")
+    for scale in scales:
+        rows = {}
+        for name in SYSTEMS:
+            path = _result_path(name, scale, limit)
+            if path.exists():
+                rows[name] = json.loads(path.read_text())
+        if not rows:
+            continue
+        exact = scale_data.exact_top10(scale, limit)
+        ids = scale_data.doc_ids(scale, limit)
+        for name, r in rows.items():
+            ratio_pylate = (
+                r["p50_ms"] / rows["pylate-plaid"]["p50_ms"]
+                if "pylate-plaid" in rows
+                else None
+            )
+            ratio_exact = (
+                r["p50_ms"] / rows["exact"]["p50_ms"] if "exact" in rows else None
+            )
+            print(
+                f"| {scale}x ({r['documents']:,} docs) | {name} | {r['build_s']:.1f} "
+                f"| {_fmt(r['add20_s'], '.2f')} | {_fmt(r['remove10_s'], '.2f')} "
+                f"| {r['peak_rss_mb']:,.0f} ({r['data_rss_mb']:,.0f}) "
+                f"| {r['bytes_per_token']:.1f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} "
+                f"| {r['qps']:.1f} | {_recall(r, exact, ids):.3f} "
+                f"| {_fmt(ratio_pylate, '.2f')} | {_fmt(ratio_exact, '.2f')} "
+                f"| {r['load'][0]:.1f} |"
+            )
+
+
+def kernel_figures(scale: int, limit: int | None, repeats: int = 5) -> None:
+    """GFLOP/s of ``maxsim_flat`` on the scale's float16 store vs dense matmul.
+
+    Timed in turn on every repeat (same load), medians; 8 queries and 1
+    query over the first 200,000 stored tokens.
+    """
+    import statistics
+
+    import torch
+
+    from pylate_clone.scores.maxsim import maxsim_flat
+
+    tokens, lengths = scale_data.collection(scale, limit)
+    lengths = lengths[: int(np.searchsorted(np.cumsum(lengths), 200_000)) + 1]
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    store = np.asarray(tokens[: offsets[-1]], dtype=np.float16)
+    qs = scale_data.queries()
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    jobs = {
+        "dense matmul 2048^3": (lambda: torch.mm(a, b), 2.0 * 2048**3),
+        "maxsim_flat, 8 queries": (
+            lambda: maxsim_flat(qs[:8], store, offsets),
+            2.0 * sum(len(q) for q in qs[:8]) * store.shape[1] * offsets[-1],
+        ),
+        "maxsim_flat, 1 query": (
+            lambda: maxsim_flat(qs[:1], store, offsets),
+            2.0 * len(qs[0]) * store.shape[1] * offsets[-1],
+        ),
+    }
+    times: dict[str, list[float]] = {name: [] for name in jobs}
+    for _ in range(repeats + 1):  # the first round warms up
+        for name, (fn, _) in jobs.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    rates = {n: jobs[n][1] / statistics.median(t[1:]) / 1e9 for n, t in times.items()}
+    matmul = rates["dense matmul 2048^3"]
+    print(f"kernel, {scale}x store, load {os.getloadavg()[0]:.1f}:")
+    for name, rate in rates.items():
+        print(f"  {name:<24} {rate:7.1f} GFLOP/s  {rate / matmul:5.0%} of matmul")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--scales", default="1,10")
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--force", action="store_true")
+    parser.add_argument("--table-only", action="store_true")
+    parser.add_argument("--kernel", action="store_true", help="maxsim_flat GFLOP/s")
+    parser.add_argument("--pylate-python", default=PYLATE_PYTHON)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    scales = [int(s) for s in args.scales.split(",")]
+
+    if args.child:
+        result = run_system(args.child, scales[0], args.limit, Path(args.workdir))
+        Path(args.out).write_text(json.dumps(result))
+        return
+
+    if not args.table_only:
+        for scale in scales:
+            scale_data.collection(scale, args.limit)  # make the 10x file once
+            scale_data.queries()
+            for name in args.systems.split(","):
+                if name not in SYSTEMS:
+                    raise SystemExit(f"unknown system {name!r}; known: {SYSTEMS}")
+                if args.force or not _result_path(name, scale, args.limit).exists():
+                    python = (
+                        args.pylate_python if name == "pylate-plaid" else sys.executable
+                    )
+                    _run_child(name, scale, args.limit, python)
+    print_table(scales, args.limit)
+    if args.kernel:
+        kernel_figures(scales[0], args.limit)
+
+
+if __name__ == "__main__":
+    main()
