@@ -188,3 +188,65 @@ def test_check_int_one_message(value):
         check_int("batch_size", value)
     assert check_int("batch_size", None, allow_none=True) is None
     assert check_int("batch_size", np.int64(4)) == 4
+
+
+def _rerank_inputs():
+    queries = [_matrix(4) for _ in range(3)]
+    documents = [[_matrix(6), _matrix(3), _matrix(5)] for _ in range(3)]
+    ids = [["a", "b", "c"] for _ in range(3)]
+    return ids, queries, documents
+
+
+@pytest.mark.parametrize("argument", ["queries_embeddings", "documents_embeddings"])
+@pytest.mark.parametrize("bad", sorted(BAD_ITEMS))
+def test_rerank_names_argument_and_position(argument, bad):
+    from pylate_clone import rank
+
+    ids, queries, documents = _rerank_inputs()
+    make_bad, error, words = BAD_ITEMS[bad]
+    if argument == "queries_embeddings":
+        queries[1] = make_bad(queries[1])
+        position = "queries_embeddings[1]"
+    else:
+        documents[1][2] = make_bad(documents[1][2])
+        # Shape and kind errors name the document; NaN / inf name the query's list.
+        position = (
+            "documents_embeddings[1]"
+            if bad in ("nan", "inf")
+            else "documents_embeddings[1][2]"
+        )
+    with pytest.raises(error) as caught:
+        rank.rerank(ids, queries, documents)
+    message = str(caught.value)
+    assert position in message, message
+    assert words in message, message
+
+
+def test_rerank_good_inputs_still_rank():
+    from pylate_clone import rank
+
+    ids, queries, documents = _rerank_inputs()
+    ranked = rank.rerank(ids, queries, documents)
+
+    def maxsim(q, d, longest):
+        # PyLate's rerank zero-pads candidates to the longest one (no mask).
+        sims = d @ q.T
+        if len(d) < longest:
+            sims = np.vstack([sims, np.zeros((1, len(q)), dtype=sims.dtype)])
+        return sims.max(0).sum()
+
+    expected = [
+        sorted(
+            zip(
+                ["a", "b", "c"],
+                [maxsim(q, d, max(len(x) for x in docs)) for d in docs],
+            ),
+            key=lambda pair: -pair[1],
+        )
+        for q, docs in zip(queries, documents)
+    ]
+    for got, want in zip(ranked, expected):
+        assert [r["id"] for r in got] == [w[0] for w in want]
+        np.testing.assert_allclose(
+            [r["score"] for r in got], [w[1] for w in want], rtol=1e-5
+        )

@@ -7,11 +7,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypedDict
 
-import numpy as np
 import torch
 
 from ..scores.maxsim import maxsim_ragged, maxsim_ragged_batch
 from ..utils.tensor import convert_to_tensor
+from ..utils.validation import check_finite, check_matrix
 
 
 class RerankResult(TypedDict):
@@ -19,24 +19,6 @@ class RerankResult(TypedDict):
 
     id: int | str
     score: float
-
-
-def _as_matrix(x: Any, name: str) -> torch.Tensor | np.ndarray:
-    """Return ``x`` as a 2-D ``(n_tokens, H)`` matrix, accepting ``(1, n, H)`` too.
-
-    numpy arrays stay numpy (they are concatenated by numpy later, which is
-    cheaper than wrapping thousands of them in tensors one by one).
-    """
-    kind = type(x)
-    if kind is not np.ndarray and kind is not torch.Tensor:
-        x = convert_to_tensor(x)
-    if x.ndim == 3 and x.shape[0] == 1:
-        x = x[0]
-    if x.ndim != 2:
-        raise ValueError(
-            f"{name} must be a 2-D (n_tokens, dim) matrix, got shape {tuple(x.shape)}."
-        )
-    return x
 
 
 def _as_batch(x: Any) -> list[Any]:
@@ -118,6 +100,7 @@ def rerank(
         )
     tasks: list[tuple[Sequence[Any], torch.Tensor, list[Any]]] = []
     has_candidates: list[bool] = []
+    task_positions: list[int] = []
     for i, (query_ids, query, candidates) in enumerate(zip(ids, queries, documents)):
         candidates = _as_batch(candidates)
         if len(query_ids) != len(candidates):
@@ -128,36 +111,38 @@ def rerank(
         has_candidates.append(bool(candidates))
         if not candidates:
             continue
-        q = torch.as_tensor(_as_matrix(query, f"queries_embeddings[{i}]"))
+        query = check_matrix(query, f"queries_embeddings[{i}]", squeeze=False)
+        check_finite(query, f"queries_embeddings[{i}]")
+        q = torch.as_tensor(query)
         if device is not None:
             q = q.to(device)
         dim = q.shape[1]
         docs = []
         for j, candidate in enumerate(candidates):
-            d = _as_matrix(candidate, f"documents_embeddings[{i}][{j}]")
-            if d.shape[1] != dim:
-                raise ValueError(
-                    f"documents_embeddings[{i}][{j}] has dimension {d.shape[1]}, "
-                    f"but the query has dimension {dim}."
+            docs.append(
+                check_matrix(
+                    candidate, f"documents_embeddings[{i}][{j}]", dim, squeeze=False
                 )
-            docs.append(d)
+            )
         tasks.append((query_ids, q, docs))
+        task_positions.append(i)
 
     on_cpu = [i for i, task in enumerate(tasks) if task[1].device.type == "cpu"]
     # CPU queries share one pool of blocks (all queries' candidates at once).
     cpu_scores = maxsim_ragged_batch(
         [tasks[i][1] for i in on_cpu], [tasks[i][2] for i in on_cpu]
     )
-    by_task = dict(zip(on_cpu, cpu_scores))
+    by_task = {i: torch.from_numpy(scores) for i, scores in zip(on_cpu, cpu_scores)}
+    for i, (_, q, docs) in enumerate(tasks):
+        if i not in by_task:
+            by_task[i] = maxsim_ragged(q, docs)
+        # NaN / inf in a candidate reaches its score: checking the scores costs
+        # nothing, and only then are the candidates searched for the culprit.
+        if not bool(torch.isfinite(by_task[i]).all()):
+            check_finite(docs, f"documents_embeddings[{task_positions[i]}]")
     with _no_cyclic_gc():
         scored = [
-            _sort(
-                ids_,
-                torch.from_numpy(by_task[i]).to(q.dtype)
-                if i in by_task
-                else maxsim_ragged(q, docs),
-            )
-            for i, (ids_, q, docs) in enumerate(tasks)
+            _sort(ids_, by_task[i].to(q.dtype)) for i, (ids_, q, _) in enumerate(tasks)
         ]
     results: list[list[RerankResult]] = []
     scored_iter = iter(scored)
