@@ -54,7 +54,8 @@ docs: $(DOCS_STAMP)
 # SciFact 1x and 10x: PyLate 1.6.0 PLAID (its venv: PYLATE_PYTHON), our PLAID,
 # Voyager, exact and the engine; hours on 2 cores, results cached per system in
 # benchmarks/.cache/scale_results/ (ARGS="--scales 1 --systems exact,engine").
-PYLATE_PYTHON ?= /work/pylate-ref/bin/python
+# Build PyLate's venv first: ../shared/tools/pylate_reference_venv.sh /tmp/pylate-1.6
+PYLATE_PYTHON ?= /tmp/pylate-1.6/bin/python
 bench-scale: install
 	$(PY) benchmarks/index_scale.py --pylate-python $(PYLATE_PYTHON) $(ARGS)
 	$(PY) benchmarks/engine_grid.py --scale 1

@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import scale_data  # noqa: E402
 
 SYSTEMS = ("pylate-plaid", "plaid", "voyager", "exact", "engine")
-PYLATE_PYTHON = "/work/pylate-ref/bin/python"
+PYLATE_PYTHON = os.environ.get("PYLATE_PYTHON", "/tmp/pylate-1.6/bin/python")
 RESULTS = scale_data.CACHE / "scale_results"
 K = 10
 ADD, REMOVE = 20, 10
