@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,7 @@ class SegmentedIndex(MergeMixin, Base):
         self.show_progress = bool(show_progress)
         self.lock_timeout = check_timeout(lock_timeout)
         self._store = SegmentStore(self.index_path, self.kind)
+        self._reload_lock = threading.RLock()
         self._segments: list[OpenSegment] = []
         self._manifest: dict[str, Any] | None = None
         self._stamp: tuple | None = None
@@ -178,7 +180,8 @@ class SegmentedIndex(MergeMixin, Base):
         stamp = store.stamp()
         if not force and stamp == self._stamp and self._manifest is not None:
             return
-        with store.reading():
+        # One reload at a time per instance (a server searches from threads).
+        with self._reload_lock, store.reading():
             manifest = store.read_manifest()
             if (
                 not force
