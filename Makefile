@@ -52,8 +52,9 @@ docs: $(DOCS_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # SciFact 1x and 10x: PyLate 1.6.0 PLAID (its venv: PYLATE_PYTHON), our PLAID,
-# Voyager, exact and the engine; hours on 2 cores, results cached per system in
-# benchmarks/.cache/scale_results/ (ARGS="--scales 1 --systems exact,engine").
+# Voyager and exact; hours on 2 cores, results cached per system in
+# benchmarks/.cache/scale_results/ (ARGS="--scales 1 --systems exact,plaid").
+# PyLate at 10x: ARGS="--scales 10 --systems pylate-plaid --query-step 4".
 # Build PyLate's venv first: ../shared/tools/pylate_reference_venv.sh /tmp/pylate-1.6
 PYLATE_PYTHON ?= /tmp/pylate-1.6/bin/python
 bench-scale: install
