@@ -31,8 +31,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from ..scores.maxsim import maxsim_flat
+from ..utils.threads import one_torch_thread
 from . import _ivf
 
 Hit = tuple[int, int, float]  # (segment number, row in segment, score)
@@ -163,11 +165,15 @@ def search(
     exact MaxSim from the stored vectors and the best ``k`` returned. A
     segment without IVF lists (``indptr`` None) is scanned exactly.
     """
-    centroids = np.asarray(centroids, dtype=np.float32)
+    centroids_t = torch.from_numpy(np.ascontiguousarray(centroids, dtype=np.float32))
     results = []
     for query in queries:
-        query = np.asarray(query, dtype=np.float32)
-        centroid_scores = query @ centroids.T
+        query = np.ascontiguousarray(query, dtype=np.float32)
+        # A (Lq, K) product is too small to split across threads: on a busy
+        # machine a two-thread matmul here waits on the other pool's threads
+        # (utils/threads.py).
+        with one_torch_thread():
+            centroid_scores = torch.mm(torch.from_numpy(query), centroids_t.T).numpy()
         seg_ids, rows, approx, exact = [], [], [], []
         for s, segment in enumerate(segments):
             subset = None if allowed is None else allowed[s]
