@@ -288,118 +288,12 @@ def maxsim_flat(
     return out
 
 
-def maxsim_ragged_batch(
-    queries: Sequence[torch.Tensor | np.ndarray],
-    documents: Sequence[Sequence[torch.Tensor | np.ndarray]],
-    *,
-    num_threads: int | None = None,
-) -> list[np.ndarray]:
-    """MaxSim of each query against its own ragged candidates, PyLate-padded.
+def __getattr__(name: str) -> Any:
+    # The ragged (rerank) kernels moved to .ragged, which builds on this module;
+    # importing them lazily keeps ``scores.maxsim.maxsim_ragged*`` working
+    # without an import cycle.
+    if name in ("maxsim_ragged", "maxsim_ragged_batch"):
+        from . import ragged
 
-    PyLate zero-pads a query's candidates to the longest one without a mask,
-    so a document shorter than the longest has each per-query-token maximum
-    floored at 0; that is reproduced so scores are identical to PyLate's.
-    Empty documents score 0.
-
-    Parameters
-    ----------
-    queries
-        ``Q`` matrices ``(Lq_i, D)``.
-    documents
-        Per query, ``n_i`` matrices ``(Ld_j, D)`` (tensors or arrays).
-    num_threads
-        Worker threads; None uses torch's thread count.
-
-    Returns
-    -------
-    list[np.ndarray]
-        Per query, ``(n_i,)`` float32 scores.
-    """
-    results = [np.zeros(len(docs), dtype=np.float32) for docs in documents]
-    tasks: list[Callable[[], None]] = []
-    flops = 0.0
-    for i, (query, docs) in enumerate(zip(queries, documents)):
-        lengths = np.asarray([len(d) for d in docs], dtype=np.int64)
-        if len(docs) == 0 or lengths.max() == 0:
-            continue
-        pack = _Queries([query], int(query.shape[1]))
-        short = lengths < lengths.max()
-        nonempty = np.flatnonzero(lengths > 0)
-        flops += 2.0 * pack.columns * int(query.shape[1]) * lengths.sum()
-        for a, b in _blocks(lengths[nonempty], _block_tokens(pack.columns)):
-            tasks.append(
-                _ragged_task(pack, docs, nonempty[a:b], lengths, short, results[i])
-            )
-    if tasks:
-        _run(tasks, flops, num_threads)
-    return results
-
-
-def _ragged_task(
-    pack: _Queries,
-    docs: Sequence[Any],
-    members: np.ndarray,
-    lengths: np.ndarray,
-    short: np.ndarray,
-    out: np.ndarray,
-) -> Callable[[], None]:
-    def run() -> None:
-        parts = [
-            torch.from_numpy(d) if isinstance(d, np.ndarray) else d.detach().cpu()
-            for d in (docs[j] for j in members)
-        ]
-        rows = int(lengths[members].sum())
-        block = _buffer("block", rows, parts[0].shape[1])
-        if all(p.dtype == torch.float32 for p in parts):
-            torch.cat(parts, out=block)
-        else:
-            block.copy_(torch.cat(parts))
-        local = np.zeros(len(members), dtype=np.intp)
-        np.cumsum(lengths[members][:-1], out=local[1:])
-        per_token = pack.per_token(block, local)  # (n, Lq)
-        floored = short[members]
-        if floored.any():
-            per_token[floored] = np.maximum(per_token[floored], 0.0)
-        out[members] = per_token.sum(axis=1)
-
-    return run
-
-
-def maxsim_ragged(
-    query: torch.Tensor, documents: Sequence[torch.Tensor | np.ndarray]
-) -> torch.Tensor:
-    """MaxSim of one query against ragged documents, as if zero-padded together.
-
-    Same semantics as :func:`maxsim_ragged_batch` (PyLate's padding floor).
-    On CPU it runs the block kernel; on an accelerator one matmul over the
-    concatenated documents and a segment max.
-
-    Parameters
-    ----------
-    query
-        ``(Lq, D)`` query token embeddings.
-    documents
-        ``n`` matrices ``(Ld_j, D)`` (tensors or numpy arrays).
-
-    Returns
-    -------
-    torch.Tensor
-        ``(n,)`` scores on the query's device, in the query's dtype.
-    """
-    if query.device.type == "cpu":
-        (scores,) = maxsim_ragged_batch([query], [documents])
-        return torch.from_numpy(scores).to(query.dtype)
-    lengths = [len(d) for d in documents]
-    if not lengths or max(lengths) == 0:
-        return torch.zeros(len(lengths), dtype=query.dtype, device=query.device)
-    stacked = torch.cat(
-        [torch.as_tensor(d).to(query.device, query.dtype) for d in documents]
-    )
-    lengths_t = torch.tensor(lengths, device=query.device)
-    per_token = torch.segment_reduce(
-        stacked @ query.T, "max", lengths=lengths_t, axis=0, unsafe=True
-    )
-    per_token = torch.nan_to_num(per_token, neginf=0.0)  # empty documents
-    short = lengths_t < max(lengths)
-    per_token = torch.where(short[:, None], per_token.clamp_min(0.0), per_token)
-    return per_token.sum(dim=1)
+        return getattr(ragged, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
