@@ -14,6 +14,7 @@ worker prepares its candidates while the other computes.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,6 +22,15 @@ import numpy as np
 import torch
 
 from .maxsim import _block_tokens, _blocks, _buffer, _Queries, _run
+
+# Candidates are only read (a read-only memory map is fine); torch's warning
+# about wrapping a non-writable array would otherwise reach the user.
+warnings.filterwarnings(
+    "ignore",
+    message="The given NumPy array is not writable",
+    category=UserWarning,
+    module=__name__,
+)
 
 
 def maxsim_ragged_batch(
@@ -103,6 +113,7 @@ def maxsim_ragged_batch(
     return results
 
 
+_FLOAT32 = np.dtype(np.float32)
 _JIT_CHUNK_TOKENS = 1 << 14  # candidates' tokens per jit task
 _jit_loaded: Any = None  # the compiled kernel, or False once numba failed to import
 
@@ -142,7 +153,10 @@ def _as_float32_rows(
     wrong one would read outside the buffer.
     """
     if isinstance(doc, np.ndarray):
-        if doc.dtype != np.float32 or not doc.flags.c_contiguous:
+        if doc.dtype is _FLOAT32 and doc.flags.c_contiguous and doc.ndim == 2:
+            if doc.shape[1] == dim:  # the common case: no copy, no other test
+                return doc
+        elif doc.dtype != np.float32 or not doc.flags.c_contiguous:
             doc = np.ascontiguousarray(doc, dtype=np.float32)
     else:
         doc = torch.as_tensor(doc).detach()
