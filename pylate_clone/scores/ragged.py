@@ -14,6 +14,7 @@ worker prepares its candidates while the other computes.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -22,15 +23,6 @@ import numpy as np
 import torch
 
 from .maxsim import _block_tokens, _blocks, _buffer, _Queries, _run
-
-# Candidates are only read (a read-only memory map is fine); torch's warning
-# about wrapping a non-writable array would otherwise reach the user.
-warnings.filterwarnings(
-    "ignore",
-    message="The given NumPy array is not writable",
-    category=UserWarning,
-    module=__name__,
-)
 
 
 def maxsim_ragged_batch(
@@ -115,24 +107,55 @@ def maxsim_ragged_batch(
 
 _FLOAT32 = np.dtype(np.float32)
 _JIT_CHUNK_TOKENS = 1 << 14  # candidates' tokens per jit task
-_jit_loaded: Any = None  # the compiled kernel, or False once numba failed to import
+_jit_loaded: Any = None  # the compiled kernel, or False once it failed to load
+_jit_error = ""
+_jit_lock = threading.Lock()
 
 
 def _jit_kernel(required: bool) -> Callable[..., None] | None:
-    """The numba kernel (imported on first use: numba costs a second to import)."""
+    """The numba kernel, or None where it is not available.
+
+    Imported and compiled (or loaded from numba's cache) on first use, under a
+    lock: numba costs a second to import, so ``import pylate_clone`` does not
+    pay it. A numba that imports but cannot build the kernel (an LLVM
+    without these intrinsics) leaves the BLAS kernel in charge, with a warning.
+    """
     global _jit_loaded
-    if _jit_loaded is None:
-        try:
-            from .maxsim_jit import ragged_maxsim
-        except ImportError:
-            _jit_loaded = False
-        else:
-            _jit_loaded = ragged_maxsim
+    with _jit_lock:
+        if _jit_loaded is None:
+            _jit_loaded = _load_jit()
     if _jit_loaded is False:
         if required:
-            raise ImportError("maxsim_ragged_batch(jit=True) needs numba installed.")
+            raise ImportError(
+                f"maxsim_ragged_batch(jit=True) needs numba's kernel: {_jit_error}"
+            )
         return None
     return _jit_loaded
+
+
+def _load_jit() -> Any:
+    global _jit_error
+    try:
+        from .maxsim_jit import ragged_maxsim
+
+        # Compiles every path (or loads it from numba's on-disk cache) now.
+        empty = np.zeros(0, dtype=np.int64)
+        ragged_maxsim(
+            np.zeros((1, 16), np.float32), 1, empty, empty, 0, np.zeros(0, np.float32)
+        )
+    except ImportError as error:
+        _jit_error = f"numba is not installed ({error})."
+        return False
+    except Exception as error:  # noqa: BLE001 - any numba / LLVM build failure
+        _jit_error = f"numba could not build it ({type(error).__name__}: {error})."
+        warnings.warn(
+            f"The fused MaxSim kernel is unavailable, using the BLAS kernel: "
+            f"{_jit_error}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return False
+    return ragged_maxsim
 
 
 def _query_columns(pack: _Queries) -> np.ndarray:
@@ -173,7 +196,9 @@ def _as_float32_rows(
 
 def _address(doc: np.ndarray | torch.Tensor) -> int:
     if isinstance(doc, np.ndarray):
-        return torch.from_numpy(doc).data_ptr()  # faster than doc.ctypes.data
+        if doc.flags.writeable:
+            return torch.from_numpy(doc).data_ptr()  # faster than doc.ctypes.data
+        return doc.ctypes.data  # torch would warn about a read-only array
     return doc.data_ptr()
 
 
