@@ -3,8 +3,8 @@
 A collection is stored as one ``(T, D)`` matrix of token vectors (float16 or
 float32, possibly memory-mapped) plus document offsets ``(N + 1,)``: document
 ``j`` owns rows ``offsets[j]:offsets[j + 1]``. This module scores queries
-against such a store without padding, and against ragged candidate lists
-(``rank.rerank``).
+against such a store without padding; its blocks, query packing and thread
+pool also serve the ragged candidate lists of ``rank.rerank`` (:mod:`.ragged`).
 
 Interface contract (used by the indexes; keep it stable):
 
