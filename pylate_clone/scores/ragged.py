@@ -213,17 +213,46 @@ def _jit_task(
     out: np.ndarray,
 ) -> Callable[[], None]:
     def run() -> None:
-        # Converted candidates stay referenced in `rows` while the kernel reads them.
         a, b = span
-        dim = columns.shape[0]
-        rows = [_as_float32_rows(docs[j], dim, query, j) for j in range(a, b)]
-        addresses = np.fromiter(
-            (_address(d) if len(d) else 0 for d in rows), dtype=np.int64, count=b - a
-        )
-        lengths = np.fromiter((len(d) for d in rows), dtype=np.int64, count=b - a)
+        # `kept` holds converted copies alive while the kernel reads them.
+        kept, addresses, lengths = _addresses(docs, a, b, columns.shape[0], query)
         kernel(columns, query_length, addresses, lengths, longest, out[a:b])
+        del kept
 
     return run
+
+
+def _addresses(
+    docs: Sequence[Any], a: int, b: int, dim: int, query: int
+) -> tuple[list[Any], np.ndarray, np.ndarray]:
+    """Address and length of candidates ``a:b``, converting those that need it.
+
+    Returns the converted copies (to keep alive), the addresses and lengths.
+    A writable C-contiguous float32 ``(L, dim)`` array, the common case, is
+    recognised by one inline test (this loop runs once per candidate).
+    """
+    kept: list[Any] = []
+    addresses: list[int] = []
+    lengths: list[int] = []
+    from_numpy = torch.from_numpy
+    for j in range(a, b):
+        doc = docs[j]
+        if (
+            type(doc) is np.ndarray
+            and doc.dtype is _FLOAT32
+            and doc.ndim == 2
+            and doc.shape[1] == dim
+            and doc.flags.c_contiguous
+            and doc.flags.writeable
+        ):
+            addresses.append(from_numpy(doc).data_ptr())
+            lengths.append(doc.shape[0])
+            continue
+        doc = _as_float32_rows(doc, dim, query, j)
+        kept.append(doc)
+        addresses.append(_address(doc))
+        lengths.append(doc.shape[0])
+    return kept, np.array(addresses, np.int64), np.array(lengths, np.int64)
 
 
 def _ragged_task(
