@@ -80,7 +80,13 @@ def maxsim_ragged_batch(
             columns = _query_columns(pack)
             longest = int(lengths.max())
             # Chunks of candidates so that one long list still feeds every worker.
-            for a, b in _blocks(lengths, _JIT_CHUNK_TOKENS):
+            total = int(lengths.sum())
+            spans = (
+                [(0, len(docs))]
+                if total <= _JIT_CHUNK_TOKENS
+                else _blocks(lengths, _JIT_CHUNK_TOKENS)
+            )
+            for a, b in spans:
                 tasks.append(
                     _jit_task(
                         kernel,
@@ -106,6 +112,8 @@ def maxsim_ragged_batch(
 
 
 _FLOAT32 = np.dtype(np.float32)
+
+
 _JIT_CHUNK_TOKENS = 1 << 14  # candidates' tokens per jit task
 _jit_loaded: Any = None  # the compiled kernel, or False once it failed to load
 _jit_error = ""
@@ -242,8 +250,8 @@ def _addresses(
             and doc.dtype is _FLOAT32
             and doc.ndim == 2
             and doc.shape[1] == dim
-            and doc.flags.c_contiguous
-            and doc.flags.writeable
+            and (flags := doc.flags).c_contiguous
+            and flags.writeable
         ):
             addresses.append(from_numpy(doc).data_ptr())
             lengths.append(doc.shape[0])
