@@ -286,14 +286,3 @@ def maxsim_flat(
     tasks = [task(a, b) for a, b in _blocks(lengths, block_tokens)]
     _run(tasks, 2.0 * pack.columns * tokens.shape[1] * lengths.sum(), num_threads)
     return out
-
-
-def __getattr__(name: str) -> Any:
-    # The ragged (rerank) kernels moved to .ragged, which builds on this module;
-    # importing them lazily keeps ``scores.maxsim.maxsim_ragged*`` working
-    # without an import cycle.
-    if name in ("maxsim_ragged", "maxsim_ragged_batch"):
-        from . import ragged
-
-        return getattr(ragged, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
