@@ -181,13 +181,11 @@ def _as_float32_rows(
     """``doc`` as a C-contiguous float32 CPU ``(L, dim)`` matrix (no copy if it is one).
 
     The jit kernel reads it by address: its shape is checked here, since a
-    wrong one would read outside the buffer.
+    wrong one would read outside the buffer. (:func:`_addresses` takes the
+    common case, a plain float32 array, without calling this.)
     """
     if isinstance(doc, np.ndarray):
-        if doc.dtype is _FLOAT32 and doc.flags.c_contiguous and doc.ndim == 2:
-            if doc.shape[1] == dim:  # the common case: no copy, no other test
-                return doc
-        elif doc.dtype != np.float32 or not doc.flags.c_contiguous:
+        if doc.dtype != np.float32 or not doc.flags.c_contiguous:
             doc = np.ascontiguousarray(doc, dtype=np.float32)
     else:
         doc = torch.as_tensor(doc).detach()
