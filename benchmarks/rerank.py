@@ -2,10 +2,11 @@
 
 Workload: 64 queries x 100 candidates of 20-180 tokens, dim 128. Prints the
 median time and achieved GFLOP/s (useful flops only: 2 * Lq * H * sum of real
-document tokens) of ``rank.rerank`` and of ``scores.maxsim.maxsim_flat``
-(the same documents as one float16 store, scored by ``--flat-queries``
-queries in one call, and by one query), next to the GFLOP/s of one large
-dense float32 matmul. The machine is shared and noisy: every repeat times
+document tokens) of ``rank.rerank``, of the kernel under it
+(``scores.ragged.maxsim_ragged_batch``, fused numba kernel and BLAS block
+kernel) and of ``scores.maxsim.maxsim_flat`` (the same documents as one
+float16 store, scored by ``--flat-queries`` queries in one call, and by one
+query), next to the GFLOP/s of one large dense float32 matmul. The machine is shared and noisy: every repeat times
 every contender back to back (so they see the same load) and each figure is
 the median of the repeats.
 """
@@ -22,6 +23,7 @@ import torch
 
 from pylate_clone import rank
 from pylate_clone.scores.maxsim import maxsim_flat
+from pylate_clone.scores.ragged import maxsim_ragged_batch
 
 
 def unit(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
@@ -75,6 +77,8 @@ def main() -> None:
         {
             "matmul": lambda: torch.mm(a, b),
             "rerank": lambda: rank.rerank(ids, queries, documents),
+            "fused": lambda: maxsim_ragged_batch(queries, documents, jit=True),
+            "blocks": lambda: maxsim_ragged_batch(queries, documents, jit=False),
             "flat": lambda: maxsim_flat(flat_queries, store, offsets),
             "flat1": lambda: maxsim_flat(queries[:1], store, offsets),
         },
@@ -83,12 +87,16 @@ def main() -> None:
     matmul_gflops = 2.0 * n**3 / seconds["matmul"] / 1e9
     rates = {
         "rerank": flops / seconds["rerank"] / 1e9,
+        "fused": flops / seconds["fused"] / 1e9,
+        "blocks": flops / seconds["blocks"] / 1e9,
         # maxsim_flat scores every document tokens against each query
         "flat": flops * len(flat_queries) / seconds["flat"] / 1e9,
         "flat1": flops / seconds["flat1"] / 1e9,
     }
     labels = {
         "rerank": "rank.rerank",
+        "fused": "  its kernel: fused (numba)",
+        "blocks": "  its kernel: BLAS blocks",
         "flat": f"maxsim_flat, {len(flat_queries)} queries",
         "flat1": "maxsim_flat, 1 query",
     }

@@ -12,6 +12,8 @@ from pylate_clone.utils.validation import (
     as_tensor,
     check_finite,
     check_int,
+    check_matrix,
+    is_plain_matrix,
 )
 
 H = 8
@@ -250,3 +252,20 @@ def test_rerank_good_inputs_still_rank():
         np.testing.assert_allclose(
             [r["score"] for r in got], [w[1] for w in want], rtol=1e-5
         )
+
+
+def test_is_plain_matrix_is_check_matrix_fast_path():
+    plain = [_matrix(3), torch.from_numpy(_matrix(3)), _matrix(0).astype(np.float16)]
+    for value in plain:
+        assert is_plain_matrix(value, H)
+        assert check_matrix(value, "x", H, squeeze=False) is value
+    # Everything else goes through check_matrix (converted, or a named error).
+    others = [
+        _matrix(3).tolist(),  # a nested list: converted by check_matrix
+        _matrix(3).astype(np.int64),  # numbers, but not float: checked fully
+        _matrix(3)[None],  # 3-D
+        _matrix(3)[:, :2],  # another dimension
+        torch.ones(3, H, dtype=torch.bool),
+        None,
+    ]
+    assert not any(is_plain_matrix(value, H) for value in others)

@@ -9,9 +9,9 @@ from typing import Any, TypedDict
 
 import torch
 
-from ..scores.maxsim import maxsim_ragged, maxsim_ragged_batch
+from ..scores.ragged import maxsim_ragged, maxsim_ragged_batch
 from ..utils.tensor import convert_to_tensor
-from ..utils.validation import check_finite, check_matrix
+from ..utils.validation import check_finite, check_matrix, is_plain_matrix
 
 
 class RerankResult(TypedDict):
@@ -117,13 +117,14 @@ def rerank(
         if device is not None:
             q = q.to(device)
         dim = q.shape[1]
-        docs = []
-        for j, candidate in enumerate(candidates):
-            docs.append(
-                check_matrix(
-                    candidate, f"documents_embeddings[{i}][{j}]", dim, squeeze=False
-                )
+        docs = [
+            candidate
+            if is_plain_matrix(candidate, dim)
+            else check_matrix(
+                candidate, f"documents_embeddings[{i}][{j}]", dim, squeeze=False
             )
+            for j, candidate in enumerate(candidates)
+        ]
         tasks.append((query_ids, q, docs))
         task_positions.append(i)
 

@@ -110,6 +110,23 @@ def as_array(value: Any, label: str) -> Matrix:
     return value
 
 
+def is_plain_matrix(value: Any, dim: int) -> bool:
+    """``True`` if ``value`` passes :func:`check_matrix` as it is: a 2-D float
+    numpy array or floating-point tensor with last dimension ``dim``.
+
+    A fast test for loops over thousands of candidates: they call
+    :func:`check_matrix` (and build its label) only for items that fail it.
+    """
+    if type(value) is np.ndarray:
+        return value.ndim == 2 and value.shape[1] == dim and value.dtype.kind == "f"
+    return (
+        isinstance(value, torch.Tensor)
+        and value.ndim == 2
+        and value.shape[1] == dim
+        and value.is_floating_point()
+    )
+
+
 def check_matrix(
     value: Any, label: str, dim: int | None = None, squeeze: bool = True
 ) -> Matrix:
