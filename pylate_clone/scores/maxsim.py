@@ -31,13 +31,14 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import torch
+
+from ..utils.threads import one_torch_thread, outer_num_threads
 
 # A read-only memory map is only ever read here; torch's warning about
 # non-writable arrays would otherwise reach the user once per process.
@@ -53,36 +54,8 @@ _BLOCK_BYTES = 1 << 20  # float32 bytes of one block's similarity matrix
 _MIN_BLOCK, _MAX_BLOCK = 1024, 4096  # tokens per block: a block + its sims fit L2
 _PARALLEL_FLOPS = 1 << 24  # below this a thread pool costs more than it saves
 
-_threads_lock = threading.Lock()
-_threads_users = 0
-_threads_saved = 1
-
-
-@contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    """Hold torch's (process-wide) intra-op pool at one thread during a call.
-
-    Each worker of our pool runs single-threaded matmuls; torch's own threads
-    would only compete with them. The setting is restored when the last
-    concurrent call leaves.
-    """
-    global _threads_users, _threads_saved
-    with _threads_lock:
-        if _threads_users == 0:
-            _threads_saved = torch.get_num_threads()
-            torch.set_num_threads(1)
-        _threads_users += 1
-    try:
-        yield
-    finally:
-        with _threads_lock:
-            _threads_users -= 1
-            if _threads_users == 0:
-                torch.set_num_threads(_threads_saved)
-
-
 _pool: ThreadPoolExecutor | None = None
-_pool_size = 0
+_pool_lock = threading.Lock()
 _local = threading.local()
 
 
@@ -102,17 +75,18 @@ def _buffer(name: str, rows: int, cols: int) -> torch.Tensor:
 
 def _run(tasks: list[Callable[[], None]], flops: float, workers: int | None) -> None:
     """Run independent tasks, on the shared thread pool when the work is worth it."""
-    global _pool, _pool_size
+    global _pool
     if workers is None:
-        workers = torch.get_num_threads() if _threads_users == 0 else _threads_saved
-        workers = min(workers, os.cpu_count() or 1)
+        workers = min(outer_num_threads(), os.cpu_count() or 1)
     workers = max(1, min(workers, len(tasks)))
-    with _one_torch_thread():
+    # Each worker runs single-threaded matmuls; torch's own intra-op threads
+    # would only compete with them.
+    with one_torch_thread():
         if workers == 1 or flops < _PARALLEL_FLOPS:
             for task in tasks:
                 task()
             return
-        with _threads_lock:
+        with _pool_lock:
             if _pool is None or _pool._max_workers < workers:
                 _pool = ThreadPoolExecutor(
                     max_workers=max(workers, os.cpu_count() or 1)
