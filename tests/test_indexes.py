@@ -463,3 +463,29 @@ def test_replace_every_document_then_remove_all(kind, tmp_path):
         assert len(index) == 0
     index.add_documents(["e", "f", "g"], docs[:3])
     assert retrieve.ColBERT(index=index).retrieve(docs[0], k=3)[0][0]["id"] == "e"
+
+
+def test_shared_docstring_fragments_are_filled():
+    # indexes/_docs.py fills the "%(name)s" lines; a typo must fail loudly.
+    from pylate_clone.indexes._docs import fill_doc
+
+    for documented in (
+        indexes.Base,
+        indexes.Exact,
+        indexes.FastPlaid,
+        indexes.PLAID.__call__,
+        indexes.FastPlaid.__call__,
+    ):
+        assert "%(" not in documented.__doc__
+        assert "\n    index_folder\n" in documented.__doc__ or (
+            "\n        queries_embeddings\n" in documented.__doc__
+        )
+
+    def typo() -> None:
+        """Search.
+
+        %(serach)s
+        """
+
+    with pytest.raises(KeyError, match="serach"):
+        fill_doc(typo)

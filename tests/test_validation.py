@@ -269,3 +269,18 @@ def test_is_plain_matrix_is_check_matrix_fast_path():
         None,
     ]
     assert not any(is_plain_matrix(value, H) for value in others)
+
+
+@pytest.mark.parametrize("entry", ["ColBERTScores", "XTRScores", "XTRKDScores"])
+def test_group_scorers_check_the_documents_mask_shape(entry):
+    # Both group scorers read their inputs through scores/_groups.py: a mask
+    # that does not match the (Qd, N, T) documents is refused by name.
+    call, make_queries, make_documents = ENTRY_POINTS[entry]
+    queries, documents = make_queries(), make_documents()
+    groups, n, t = len(documents), *documents[0].shape[:2]
+    ones = np.ones((groups, n, t), dtype=np.float32)
+    assert torch.allclose(
+        call(queries, documents, documents_mask=ones), call(queries, documents)
+    )
+    with pytest.raises(ValueError, match=r"documents_mask must have shape \(3, 2, 5\)"):
+        call(queries, documents, documents_mask=np.ones((groups, n, t + 1)))

@@ -42,22 +42,47 @@ def csv_writer(path: str, data: list, header: list[str]) -> None:
         writer.writerow(data)
 
 
-def record_metrics(
-    evaluator: Any,
-    model: Any,
-    metrics: dict[str, float],
-    row: list,
-    output_path: str | None,
-    epoch: int,
-    steps: int,
-) -> None:
-    """Store ``metrics`` on the model card and append ``row`` to the evaluator's CSV."""
-    evaluator.store_metrics_in_model_card_data(model, metrics, epoch, steps)
-    if output_path is not None and evaluator.write_csv:
-        os.makedirs(output_path, exist_ok=True)
-        csv_writer(
-            os.path.join(output_path, evaluator.csv_file), row, evaluator.csv_headers
-        )
+class RecordingEvaluator:
+    """``__call__`` of the triplet and distillation evaluators: measure, then record.
+
+    Mixed in before the sentence-transformers evaluator class, which provides
+    ``write_csv``, ``csv_file``, ``csv_headers`` and
+    ``store_metrics_in_model_card_data``; the evaluator implements
+    :meth:`_measure`.
+    """
+
+    write_csv: bool
+    csv_file: str
+    csv_headers: list[str]
+
+    def _measure(
+        self, model: Any, epoch: int, steps: int
+    ) -> tuple[dict[str, float], list[float]]:
+        """The metrics of ``model`` and the values of its CSV row after epoch, steps."""
+        raise NotImplementedError  # pragma: no cover - provided by the evaluator
+
+    def __call__(
+        self,
+        model: Any,
+        output_path: str | None = None,
+        epoch: int = -1,
+        steps: int = -1,
+    ) -> dict[str, float]:
+        """Evaluate ``model``: returns the metrics, also stored on its model card.
+
+        With ``write_csv``, a row ``epoch, steps, values...`` is appended to
+        the evaluator's CSV file in ``output_path``.
+        """
+        metrics, values = self._measure(model, epoch, steps)
+        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
+        if output_path is not None and self.write_csv:
+            os.makedirs(output_path, exist_ok=True)
+            csv_writer(
+                os.path.join(output_path, self.csv_file),
+                [epoch, steps, *values],
+                self.csv_headers,
+            )
+        return metrics
 
 
 def evaluation_message(

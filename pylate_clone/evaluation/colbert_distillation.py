@@ -12,12 +12,12 @@ from sentence_transformers.base.evaluation.evaluator import BaseEvaluator
 from ..losses.distillation import minmax_normalize
 from ..scores import colbert_kd_scores
 from ..utils.tensor import pad_ragged
-from ._common import encode_for_evaluation, record_metrics
+from ._common import RecordingEvaluator, encode_for_evaluation
 
 logger = logging.getLogger(__name__)
 
 
-class ColBERTDistillationEvaluator(BaseEvaluator):
+class ColBERTDistillationEvaluator(RecordingEvaluator, BaseEvaluator):
     """KL(teacher || student) over each query's documents; lower is better.
 
     Parameters
@@ -88,14 +88,10 @@ class ColBERTDistillationEvaluator(BaseEvaluator):
         self.primary_metric = "kl_divergence"
         self.greater_is_better = False
 
-    def __call__(
-        self,
-        model: Any,
-        output_path: str | None = None,
-        epoch: int = -1,
-        steps: int = -1,
-    ) -> dict[str, float]:
-        """Return ``{"[name_]kl_divergence": value}``."""
+    def _measure(
+        self, model: Any, epoch: int, steps: int
+    ) -> tuple[dict[str, float], list[float]]:
+        """``{"[name_]kl_divergence": value}`` and the CSV values ``[value]``."""
         queries = pad_ragged(
             encode_for_evaluation(self, model, self.queries, is_query=True)
         )
@@ -118,7 +114,4 @@ class ColBERTDistillationEvaluator(BaseEvaluator):
         value = float(kl)
         logger.info(f"Distillation KL divergence ({self.name or 'eval'}): {value:.6f}")
         metrics = self.prefix_name_to_metrics({"kl_divergence": value}, self.name)
-        record_metrics(
-            self, model, metrics, [epoch, steps, value], output_path, epoch, steps
-        )
-        return metrics
+        return metrics, [value]

@@ -10,16 +10,16 @@ from sentence_transformers.sentence_transformer.evaluation import TripletEvaluat
 
 from ..scores import colbert_scores_pairwise
 from ._common import (  # noqa: F401  (csv_writer: PyLate's import path)
+    RecordingEvaluator,
     csv_writer,
     encode_for_evaluation,
     evaluation_message,
-    record_metrics,
 )
 
 logger = logging.getLogger(__name__)
 
 
-class ColBERTTripletEvaluator(TripletEvaluator):
+class ColBERTTripletEvaluator(RecordingEvaluator, TripletEvaluator):
     """Fraction of triplets where the positive outscores the negative (MaxSim).
 
     Parameters
@@ -71,14 +71,10 @@ class ColBERTTripletEvaluator(TripletEvaluator):
         self.metrics = ["accuracy"]
         self.primary_metric = "accuracy"
 
-    def __call__(
-        self,
-        model: Any,
-        output_path: str | None = None,
-        epoch: int = -1,
-        steps: int = -1,
-    ) -> dict[str, float]:
-        """Encode the triplets and return ``{"accuracy": value}``."""
+    def _measure(
+        self, model: Any, epoch: int, steps: int
+    ) -> tuple[dict[str, float], list[float]]:
+        """Encode the triplets: ``{"accuracy": value}`` and the CSV values ``[value]``."""
         evaluation_message(epoch, steps, self.name, self.truncate_dim)
         anchors = encode_for_evaluation(self, model, self.anchors, is_query=True)
         positives = encode_for_evaluation(self, model, self.positives, is_query=False)
@@ -88,8 +84,4 @@ class ColBERTTripletEvaluator(TripletEvaluator):
         wins = int((positive_scores > negative_scores).sum())
         accuracy = wins / len(positive_scores)
         logger.info(f"Accuracy: \t{accuracy:.2f}")
-        metrics = {"accuracy": accuracy}
-        record_metrics(
-            self, model, metrics, [epoch, steps, accuracy], output_path, epoch, steps
-        )
-        return metrics
+        return {"accuracy": accuracy}, [accuracy]

@@ -29,26 +29,25 @@ from typing import Any
 from ._idmap import DocumentIdMap
 from ._storage import (
     DEFAULT_LOCK_TIMEOUT,
-    WRITE_LOCK,
+    MANIFEST,
+    FolderStore,
     IndexFormatError,
     atomic_write_bytes,
-    check_file,
     crash_point,
     describe_files,
     fsync_path,
     fsync_tree,
+    load_json,
     readers_lock,
-    try_collect_lock,
     write_lock,
 )
 
-MANIFEST = "manifest.json"
 IDS_FILE = "ids.json"
 FORMAT = "pylate_clone.index"
 FORMAT_VERSION = 1
 
 
-class IndexStore:
+class IndexStore(FolderStore):
     """Generations of one index folder, committed through an atomic manifest.
 
     Parameters
@@ -56,56 +55,27 @@ class IndexStore:
     path
         The index folder ``{index_folder}/{index_name}``.
     kind
-        Index type recorded in the manifest (``"voyager"`` or ``"plaid"``); a
+        Index type recorded in the manifest (``"scann"`` or ``"plaid"``); a
         folder written by another kind is refused.
     """
 
+    foreign_advice = (
+        "Pickle-based PyLate indexes are not loaded; rebuild the index, or pass "
+        "override=True to replace this folder."
+    )
+
     def __init__(self, path: str | os.PathLike, kind: str) -> None:
-        self.path = Path(path)
-        self.kind = kind
-        self.manifest_path = self.path / MANIFEST
+        super().__init__(path, kind)
         self._manifest: dict[str, Any] | None = None
+
+    def _is_ours(self, name: str) -> bool:
+        return name.startswith(("tmp-", "gen-", f"{MANIFEST}.tmp-"))
 
     # -- reading ---------------------------------------------------------------
 
-    def exists(self) -> bool:
-        """Whether the folder holds a committed index (a manifest)."""
-        return self.manifest_path.is_file()
-
-    def check_not_foreign(self) -> None:
-        """Refuse a non-empty folder without a manifest (e.g. a PyLate pickle index).
-
-        Raises
-        ------
-        IndexFormatError
-            Naming one of the foreign files.
-        """
-        if not self.path.is_dir() or self.exists():
-            return
-        ours = {WRITE_LOCK, ".readers.lock"}
-        foreign = sorted(
-            p.name
-            for p in self.path.iterdir()
-            if p.name not in ours
-            and not p.name.startswith(("tmp-", "gen-", f"{MANIFEST}.tmp-"))
-        )
-        if foreign:
-            raise IndexFormatError(
-                f"{self.path / foreign[0]} is not part of a pylate_clone index "
-                f"(the folder has no {MANIFEST}; found {len(foreign)} foreign "
-                "file(s)). Pickle-based PyLate indexes are not loaded; rebuild the "
-                "index, or pass override=True to replace this folder."
-            )
-
     def read_manifest(self) -> dict[str, Any]:
         """Parse and validate ``manifest.json``."""
-        try:
-            raw = self.manifest_path.read_bytes()
-            manifest = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise IndexFormatError(
-                f"{self.manifest_path} is truncated or not valid JSON ({error})."
-            ) from None
+        manifest = load_json(self.manifest_path)
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise IndexFormatError(
                 f"{self.manifest_path} is not a pylate_clone index manifest."
@@ -153,25 +123,12 @@ class IndexStore:
         IndexFormatError
             Naming the first missing, truncated or altered file.
         """
-        root = self.current
-        if not root.is_dir():
-            raise IndexFormatError(
-                f"{root} (named by {self.manifest_path}) is missing."
-            )
-        for relative, entry in self.manifest["files"].items():
-            check_file(root / relative, entry, self.manifest_path)
+        self.verify_folder(self.current, self.manifest["files"])
 
     def load_ids(self) -> DocumentIdMap:
         """Read the document id mapping of the live generation."""
         path = self.current / IDS_FILE
-        try:
-            data = json.loads(path.read_bytes().decode("utf-8"))
-        except FileNotFoundError:
-            raise IndexFormatError(f"{path} is missing from the index.") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise IndexFormatError(
-                f"{path} is truncated or not valid JSON ({error})."
-            ) from None
+        data = load_json(path)
         try:
             return DocumentIdMap.from_json(data, source=path)
         except ValueError as error:
@@ -274,64 +231,32 @@ class IndexStore:
         keep = set()
         if self._manifest:
             keep = {self._manifest["directory"], self._manifest.get("previous")}
-        with try_collect_lock(self.path) as free:
-            if not free:
-                return
-            for entry in self.path.iterdir():
-                name = entry.name
-                stale = (
-                    (name.startswith("gen-") and name not in keep)
-                    or name.startswith("tmp-")
-                    or name.startswith(f"{MANIFEST}.tmp-")
-                )
-                if not stale:
-                    continue
-                if entry.is_dir():
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    with contextlib.suppress(OSError):
-                        entry.unlink()
-                crash_point("garbage_collecting")
-
-
-def _stamp(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
+        self.sweep(lambda name: self._is_ours(name) and name not in keep)
 
 
 class GenerationIndexMixin:
-    """Opening logic of a format-1 index (``_store`` is an :class:`IndexStore`).
+    """Loading and reloading of a format-1 index (``_store`` is an :class:`IndexStore`).
 
-    The class using it provides ``override``, ``index_path``, ``_ids``,
-    ``_create_empty()`` and ``_load_generation(folder, manifest)``.
+    Supplies the hooks of :meth:`Base._open <pylate_clone.indexes.Base._open>`.
+    The class using it provides ``_create_empty()`` (commit an empty
+    generation) and ``_load_generation(folder, manifest)``.
     """
 
     _store: IndexStore
     _ids: DocumentIdMap
-    override: bool
-    index_path: str
 
-    def _open(self) -> None:
-        """Load the committed index, or create an empty one (override / missing)."""
-        store = self._store
-        if self.override:
-            self._wipe()
-        else:
-            store.check_not_foreign()
-        if store.exists():
-            self._reload()
-        else:
-            self._ids = DocumentIdMap()
-            self._create_empty()
+    def _load_committed(self) -> None:
+        self._reload()
+
+    def _start_empty(self) -> None:
+        self._ids = DocumentIdMap()
+        self._create_empty()
 
     def _reload(self) -> None:
         """Read the live generation named by the manifest."""
         store = self._store
         with readers_lock(store.path):
-            stamp = _stamp(store.manifest_path)
+            stamp = store.stamp()
             store.read_manifest()
             store.verify()
             self._ids = store.load_ids()
@@ -340,26 +265,8 @@ class GenerationIndexMixin:
 
     def _sync(self) -> None:
         """Reload when another process committed since the last look (one stat)."""
-        if _stamp(self._store.manifest_path) != getattr(self, "_stamp", None):
+        if self._store.stamp() != getattr(self, "_stamp", None):
             self._reload()
-
-    def _wipe(self) -> None:
-        """Remove the content of the folder for ``override=True``."""
-        path = Path(self.index_path)
-        if not path.exists():
-            return
-        if self._store.exists():
-            try:
-                self._store.read_manifest()
-            except IndexFormatError:
-                pass
-            else:
-                # Committing an empty generation is atomic; garbage collection
-                # then deletes the old generations.
-                self._ids = DocumentIdMap()
-                self._create_empty()
-                return
-        shutil.rmtree(path)
 
     def _create_empty(self) -> None:  # pragma: no cover - provided by the class
         raise NotImplementedError

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 from .utils import check_int
@@ -17,9 +18,27 @@ STANFORD_ONLY = (
     "search_batch_size",
 )
 NBITS = (1, 2, 4, 8)
+# PyLate's PLAID settings that PLAID and FastPlaid both take (and validate here).
+PARAMETERS = (
+    "nbits",
+    "kmeans_niters",
+    "max_points_per_centroid",
+    "n_samples_kmeans",
+    "seed",
+    "use_triton",
+    "n_ivf_probe",
+    "n_full_scores",
+    "batch_size",
+    "num_threads",
+    "show_progress",
+    "device",
+    "low_memory",
+)
 
 
-def plaid_settings(owner: str, kwargs: dict[str, Any], **values: Any) -> dict[str, Any]:
+def plaid_settings(
+    owner: str, kwargs: dict[str, Any], arguments: Mapping[str, Any]
+) -> dict[str, Any]:
     """Validated PLAID settings, before any native code runs.
 
     Parameters
@@ -29,17 +48,16 @@ def plaid_settings(owner: str, kwargs: dict[str, Any], **values: Any) -> dict[st
     kwargs
         Extra keyword arguments: Stanford-only ones warn (``FutureWarning``),
         unknown ones raise ``TypeError``.
-    **values
-        ``nbits``, ``kmeans_niters``, ``max_points_per_centroid``,
-        ``n_samples_kmeans``, ``seed``, ``use_triton``, ``n_ivf_probe``,
-        ``n_full_scores``, ``batch_size``, ``num_threads``, ``show_progress``,
-        ``device``, ``low_memory``.
+    arguments
+        The constructor's arguments (its ``locals()``); the names in
+        :data:`PARAMETERS` are read, the others ignored.
 
     Returns
     -------
     dict
-        The same names with normalised values.
+        The :data:`PARAMETERS` with normalised values.
     """
+    values = {name: arguments[name] for name in PARAMETERS}
     ignored = sorted(set(kwargs) & set(STANFORD_ONLY))
     unknown = sorted(set(kwargs) - set(STANFORD_ONLY))
     if unknown:

@@ -38,8 +38,8 @@ import numpy as np
 from . import _npy_stream
 from ._search import SegmentView
 from ._storage import (
-    READERS_LOCK,
-    WRITE_LOCK,
+    MANIFEST,
+    FolderStore,
     IndexFormatError,
     atomic_write_bytes,
     check_file,
@@ -48,12 +48,11 @@ from ._storage import (
     describe_files,
     fsync_path,
     fsync_tree,
+    load_json,
     readers_lock,
-    try_collect_lock,
     write_file,
 )
 
-MANIFEST = "manifest.json"
 FORMAT = "pylate_clone.index"
 FORMAT_VERSION = 2
 TOKENS = "tokens.npy"
@@ -74,66 +73,18 @@ def _load_npy(path: Path, mmap: bool = False) -> np.ndarray:
         raise IndexFormatError(f"{path} could not be read ({error}).") from None
 
 
-def _load_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        raise IndexFormatError(f"{path} is missing from the index.") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise IndexFormatError(
-            f"{path} is truncated or not valid JSON ({error})."
-        ) from None
+class SegmentStore(FolderStore):
+    """The files of one segmented index folder (see :class:`FolderStore`)."""
 
+    foreign_advice = (
+        "PyLate index folders can be converted with indexes.migrate_pylate_index; "
+        "otherwise rebuild the index, or pass override=True to replace this folder."
+    )
 
-class SegmentStore:
-    """The files of one segmented index folder.
-
-    Parameters
-    ----------
-    path
-        The index folder ``{index_folder}/{index_name}``.
-    kind
-        Index kind recorded in the manifest; a folder of another kind is refused.
-    """
-
-    def __init__(self, path: str | os.PathLike, kind: str) -> None:
-        self.path = Path(path)
-        self.kind = kind
-        self.manifest_path = self.path / MANIFEST
+    def _is_ours(self, name: str) -> bool:
+        return bool(_OURS.match(name)) or name.startswith(_LEFTOVER)
 
     # -- reading ---------------------------------------------------------------
-
-    def exists(self) -> bool:
-        """Whether the folder holds a committed index (a manifest)."""
-        return self.manifest_path.is_file()
-
-    def stamp(self) -> tuple[int, int, int] | None:
-        """Cheap change detector of the manifest (inode, mtime, size)."""
-        try:
-            st = os.stat(self.manifest_path)
-        except FileNotFoundError:
-            return None
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-    def check_not_foreign(self) -> None:
-        """Refuse a non-empty folder without a manifest (e.g. a PyLate index)."""
-        if not self.path.is_dir() or self.exists():
-            return
-        foreign = sorted(
-            p.name
-            for p in self.path.iterdir()
-            if p.name not in (WRITE_LOCK, READERS_LOCK)
-            and not _OURS.match(p.name)
-            and not p.name.startswith(_LEFTOVER)
-        )
-        if foreign:
-            raise IndexFormatError(
-                f"{self.path / foreign[0]} is not part of a pylate_clone index "
-                f"(the folder has no {MANIFEST}; found {len(foreign)} foreign "
-                "file(s)). PyLate index folders can be converted with "
-                "indexes.migrate_pylate_index; otherwise rebuild the index, or "
-                "pass override=True to replace this folder."
-            )
 
     def read_manifest(self) -> dict[str, Any]:
         """Parse and validate ``manifest.json``.
@@ -144,7 +95,7 @@ class SegmentStore:
             For a foreign, truncated or malformed manifest, another kind, or
             another format version (format 1 PLAID folders name the fix).
         """
-        manifest = _load_json(self.manifest_path)
+        manifest = load_json(self.manifest_path)
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise IndexFormatError(
                 f"{self.manifest_path} is not a pylate_clone index manifest."
@@ -184,13 +135,7 @@ class SegmentStore:
 
     def verify_segment(self, record: dict[str, Any]) -> None:
         """Check a segment's files (and its tombstones) against the manifest."""
-        folder = self.path / record["name"]
-        if not folder.is_dir():
-            raise IndexFormatError(
-                f"{folder} (named by {self.manifest_path}) is missing."
-            )
-        for relative, entry in record["files"].items():
-            check_file(folder / relative, entry, self.manifest_path)
+        self.verify_folder(self.path / record["name"], record["files"])
         tomb = record.get("tombstones")
         if tomb:
             check_file(self.path / tomb["file"], tomb, self.manifest_path)
@@ -200,7 +145,7 @@ class SegmentStore:
         folder = self.path / record["name"]
         tokens = _load_npy(folder / TOKENS, mmap=True)
         offsets = _load_npy(folder / OFFSETS)
-        raw = _load_json(folder / IDS)
+        raw = load_json(folder / IDS)
         ids = raw.get("ids") if isinstance(raw, dict) else None
         if (
             tokens.ndim != 2
@@ -316,24 +261,7 @@ class SegmentStore:
         is skipped (the next commit collects).
         """
         keep = self.referenced(manifest) | set(manifest.get("previous", []))
-        removed = 0
-        with try_collect_lock(self.path) as free:
-            if not free:
-                return 0
-            for entry in self.path.iterdir():
-                name = entry.name
-                if name in keep or not (
-                    _OURS.match(name) or name.startswith(_LEFTOVER)
-                ):
-                    continue
-                if entry.is_dir():
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    with contextlib.suppress(OSError):
-                        entry.unlink()
-                removed += 1
-                crash_point("garbage_collecting")
-        return removed
+        return self.sweep(lambda name: name not in keep and self._is_ours(name))
 
 
 class OpenSegment:

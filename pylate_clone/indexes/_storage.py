@@ -2,7 +2,9 @@
 
 Nothing here knows about segments or generations. It is the one place where
 index files are written (so that the test-only fault hook sees every write),
-fsynced, atomically replaced and locked.
+fsynced, atomically replaced and locked; :class:`FolderStore` is the part of
+an index folder both layouts share (the manifest as commit point, the
+foreign-folder check, file verification, the garbage sweep).
 
 Test hooks (never set in normal use):
 
@@ -19,11 +21,13 @@ from __future__ import annotations
 import contextlib
 import errno as errno_module
 import hashlib
+import json
 import os
+import shutil
 import signal
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,6 +37,7 @@ HASH_LIMIT = 1 << 20  # files up to 1 MiB are also checksummed
 WRITE_LOCK = ".write.lock"
 READERS_LOCK = ".readers.lock"
 DEFAULT_LOCK_TIMEOUT = 60.0
+MANIFEST = "manifest.json"
 
 _fault: dict[str, int] = {}
 
@@ -272,3 +277,119 @@ def try_collect_lock(folder: Path) -> Iterator[bool]:
             yield True
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def load_json(path: Path) -> Any:
+    """Parse a JSON file of an index; a missing or damaged one is an ``IndexFormatError``."""
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise IndexFormatError(f"{path} is missing from the index.") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise IndexFormatError(
+            f"{path} is truncated or not valid JSON ({error})."
+        ) from None
+
+
+class FolderStore:
+    """What every index layout shares: a folder whose ``manifest.json`` is the commit.
+
+    The layouts (``_generations``, ``_segments``) subclass it and say which
+    names are theirs (:meth:`_is_ours`) and what to do with a folder that is
+    not an index (:attr:`foreign_advice`).
+
+    Parameters
+    ----------
+    path
+        The index folder ``{index_folder}/{index_name}``.
+    kind
+        Index kind recorded in the manifest; a folder of another kind is refused.
+    """
+
+    foreign_advice = "Rebuild the index, or pass override=True to replace this folder."
+
+    def __init__(self, path: str | os.PathLike, kind: str) -> None:
+        self.path = Path(path)
+        self.kind = kind
+        self.manifest_path = self.path / MANIFEST
+
+    def _is_ours(self, name: str) -> bool:
+        """Whether ``name`` in the folder is a file or folder of this layout."""
+        raise NotImplementedError  # pragma: no cover - provided by the layout
+
+    def read_manifest(self) -> dict[str, Any]:
+        """Parse and validate the manifest (``IndexFormatError`` if it is not valid)."""
+        raise NotImplementedError  # pragma: no cover - provided by the layout
+
+    def exists(self) -> bool:
+        """Whether the folder holds a committed index (a manifest)."""
+        return self.manifest_path.is_file()
+
+    def stamp(self) -> tuple[int, int, int] | None:
+        """Cheap change detector of the manifest (inode, mtime, size)."""
+        try:
+            st = os.stat(self.manifest_path)
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def check_not_foreign(self) -> None:
+        """Refuse a non-empty folder without a manifest (e.g. a PyLate index).
+
+        Raises
+        ------
+        IndexFormatError
+            Naming one of the foreign files.
+        """
+        if not self.path.is_dir() or self.exists():
+            return
+        foreign = sorted(
+            p.name
+            for p in self.path.iterdir()
+            if p.name not in (WRITE_LOCK, READERS_LOCK) and not self._is_ours(p.name)
+        )
+        if foreign:
+            raise IndexFormatError(
+                f"{self.path / foreign[0]} is not part of a pylate_clone index "
+                f"(the folder has no {MANIFEST}; found {len(foreign)} foreign "
+                f"file(s)). {self.foreign_advice}"
+            )
+
+    def verify_folder(self, folder: Path, files: dict[str, dict[str, Any]]) -> None:
+        """Check the files of ``folder`` against their manifest records.
+
+        Raises
+        ------
+        IndexFormatError
+            Naming the folder if it is missing, else the first missing,
+            truncated or altered file.
+        """
+        if not folder.is_dir():
+            raise IndexFormatError(
+                f"{folder} (named by {self.manifest_path}) is missing."
+            )
+        for relative, entry in files.items():
+            check_file(folder / relative, entry, self.manifest_path)
+
+    def sweep(self, stale: Callable[[str], bool]) -> int:
+        """Delete the entries whose name is ``stale``; returns how many.
+
+        Runs only while no reader holds the readers lock; otherwise the round
+        is skipped (0 is returned; the next commit collects). Errors are
+        ignored: what is left is retried by the next round.
+        """
+        removed = 0
+        with try_collect_lock(self.path) as free:
+            if not free:
+                return 0
+            for entry in self.path.iterdir():
+                if not stale(entry.name):
+                    continue
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        entry.unlink()
+                removed += 1
+                crash_point("garbage_collecting")
+        return removed

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ._docs import fill_doc
 from ._idmap import DocumentId, DocumentIdMap, describe_ids, normalize_ids
+from ._storage import FolderStore, IndexFormatError
+from .utils import as_matrices, check_k
 
 logger = logging.getLogger(__name__)
 
 
+@fill_doc
 class Base(ABC):
     """Common base of every index (:class:`Voyager`, :class:`PLAID`, ...).
 
@@ -23,16 +29,12 @@ class Base(ABC):
 
     Parameters
     ----------
-    index_folder
-        Root folder of the indexes.
-    index_name
-        Sub-folder of this index.
-    override
-        Start from an empty index even if one exists in the folder.
+    %(location)s
     """
 
     is_end_to_end_index: bool = False
     kind: str = ""
+    _store: FolderStore
 
     def __init__(
         self,
@@ -52,6 +54,47 @@ class Base(ABC):
 
     def _sync(self) -> None:
         """Bring the in-memory view up to the last commit (no-op by default)."""
+
+    # -- opening the folder (indexes stored through a FolderStore) ---------------
+
+    def _open(self) -> None:
+        """Load the committed index, or commit an empty one (missing folder, override)."""
+        if self.override:
+            self._wipe()
+        else:
+            self._store.check_not_foreign()
+        if self._store.exists():
+            self._load_committed()
+        else:
+            self._start_empty()
+
+    def _wipe(self) -> None:
+        """``override=True``: commit an empty index (or clear a foreign folder).
+
+        Committing an empty index is atomic and garbage collection then deletes
+        the old files, so a process killed meanwhile leaves a valid index; a
+        folder that is not one of ours (or whose manifest is damaged) is removed.
+        """
+        path = Path(self.index_path)
+        if not path.exists():
+            return
+        if self._store.exists():
+            try:
+                self._store.read_manifest()
+            except IndexFormatError:
+                pass
+            else:
+                self._start_empty()
+                return
+        shutil.rmtree(path)
+
+    def _load_committed(self) -> None:
+        """Read the index the manifest names (the layout's hook)."""
+        raise NotImplementedError  # pragma: no cover - provided by the layout
+
+    def _start_empty(self) -> None:
+        """Forget the in-memory state and commit an empty index (the layout's hook)."""
+        raise NotImplementedError  # pragma: no cover - provided by the layout
 
     # -- public API --------------------------------------------------------------
 
@@ -119,3 +162,46 @@ class Base(ABC):
             f"{type(self).__name__}(index_path={self.index_path!r}, "
             f"documents={len(self)})"
         )
+
+
+class EndToEndSearch:
+    """``__call__`` of an end-to-end index (ranked documents): checks, then ``_search``.
+
+    Mixed in before :class:`Base` by the indexes that rank documents
+    themselves (:class:`Exact`, :class:`PLAID`, :class:`FastPlaid`), so that
+    PyLate's search signature, its documentation and the checks on the
+    queries are written once.
+    """
+
+    is_end_to_end_index = True
+    # Provided by the index class (annotations only: no value shadows theirs).
+    _dim: int | None
+    _ids: DocumentIdMap
+    _sync: Callable[[], None]
+
+    def _search(self, queries: list, k: int, subset: Any) -> list[list[dict]]:
+        """Rank documents for checked queries of a non-empty index (the index's hook).
+
+        ``queries`` are the checked query matrices, ``subset`` is ``__call__``'s.
+        """
+        raise NotImplementedError  # pragma: no cover - provided by the index
+
+    @fill_doc
+    def __call__(
+        self,
+        queries_embeddings: Any,
+        k: int = 10,
+        subset: list[DocumentId] | list[list[DocumentId]] | None = None,
+    ) -> list[list[dict[str, Any]]]:
+        """Search the index.
+
+        %(search)s
+        """
+        k = check_k(k)
+        self._sync()
+        queries = as_matrices(queries_embeddings, "queries_embeddings", self._dim)
+        if not len(self._ids):
+            raise ValueError(
+                "The index is empty. Please add documents before querying."
+            )
+        return self._search(queries, k, subset)

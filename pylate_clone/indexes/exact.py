@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from . import _search
+from ._docs import fill_doc
 from ._end_to_end import EndToEndIndex
-from ._storage import DEFAULT_LOCK_TIMEOUT
 
 
+@fill_doc
 class Exact(EndToEndIndex):
     """End-to-end index that scores every live document with exact MaxSim.
 
@@ -23,12 +22,7 @@ class Exact(EndToEndIndex):
 
     Parameters
     ----------
-    index_folder
-        Root folder of the indexes.
-    index_name
-        Sub-folder of this index, ``{index_folder}/{index_name}``.
-    override
-        Start from an empty index even if one exists.
+    %(location)s
     show_progress
         Progress bar while adding documents.
     lock_timeout
@@ -47,19 +41,8 @@ class Exact(EndToEndIndex):
     'b'
     """
 
+    # The constructor is SegmentedIndex's: Exact has no settings of its own.
     kind = "exact"
-
-    def __init__(
-        self,
-        index_folder: str | os.PathLike = "indexes",
-        index_name: str = "colbert",
-        override: bool = False,
-        show_progress: bool = True,
-        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-    ) -> None:
-        super().__init__(
-            index_folder, index_name, override, show_progress, lock_timeout
-        )
 
     def _search_hits(
         self, queries: list[np.ndarray], k: int, allowed: list[np.ndarray] | None

@@ -19,16 +19,15 @@ from typing import Any
 
 import torch
 
+from ._docs import fill_doc
 from ._generations import GenerationIndexMixin, IndexStore
 from ._idmap import DocumentId, normalize_id
 from ._plaid_params import plaid_settings
 from ._ragged import pack_folder, unpack_folder
 from ._storage import DEFAULT_LOCK_TIMEOUT, IndexFormatError, crash_point
-from .base import Base
+from .base import Base, EndToEndSearch
 from .utils import (
-    as_matrices,
     check_documents,
-    check_k,
     check_timeout,
     convert_embeddings_to_torch,
     embedding_dim,
@@ -87,7 +86,8 @@ def default_n_full_scores(num_documents: int, k: int) -> int:
     return int(max(4 * k, min(8192, max(2048, num_documents // 4))))
 
 
-class FastPlaid(GenerationIndexMixin, Base):
+@fill_doc
+class FastPlaid(EndToEndSearch, GenerationIndexMixin, Base):
     """PLAID index on fast-plaid: IVF candidate generation, compressed MaxSim.
 
     PyLate's ``indexes.fast_plaid.FastPlaid``. Opens the ``plaid`` folders of
@@ -100,12 +100,7 @@ class FastPlaid(GenerationIndexMixin, Base):
 
     Parameters
     ----------
-    index_folder
-        Root folder of the indexes.
-    index_name
-        Sub-folder of this index, ``{index_folder}/{index_name}``.
-    override
-        Start from an empty index even if one exists.
+    %(location)s
     nbits
         Bits per residual dimension (1, 2, 4 or 8); fixed at creation. The
         default is 8, not PyLate's 4: with 4 bits the compressed scores cap
@@ -145,7 +140,6 @@ class FastPlaid(GenerationIndexMixin, Base):
         ``FutureWarning``.
     """
 
-    is_end_to_end_index = True
     kind = "plaid"
 
     def __init__(
@@ -170,23 +164,8 @@ class FastPlaid(GenerationIndexMixin, Base):
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         **kwargs: Any,
     ) -> None:
-        settings = plaid_settings(
-            type(self).__name__,
-            kwargs,
-            nbits=nbits,
-            kmeans_niters=kmeans_niters,
-            max_points_per_centroid=max_points_per_centroid,
-            n_samples_kmeans=n_samples_kmeans,
-            seed=seed,
-            use_triton=use_triton,
-            n_ivf_probe=n_ivf_probe,
-            n_full_scores=n_full_scores,
-            batch_size=batch_size,
-            num_threads=num_threads,
-            show_progress=show_progress,
-            device=device,
-            low_memory=low_memory,
-        )
+        # locals() holds the arguments; _plaid_params.PARAMETERS picks PLAID's.
+        settings = plaid_settings(type(self).__name__, kwargs, locals())
         self.__dict__.update(settings)
         self.lock_timeout = check_timeout(lock_timeout)
         self._search_module = _import_fast_plaid()
@@ -410,36 +389,7 @@ class FastPlaid(GenerationIndexMixin, Base):
             out.append(cache[key])
         return out
 
-    def __call__(
-        self,
-        queries_embeddings: Any,
-        k: int = 10,
-        subset: list[DocumentId] | list[list[DocumentId]] | None = None,
-    ) -> list[list[dict[str, Any]]]:
-        """Search the index.
-
-        Parameters
-        ----------
-        queries_embeddings
-            ``n`` query matrices ``(Lq_i, H)``, or one ``(Lq, H)`` matrix.
-        k
-            Results per query (fewer when the index, or the subset, is smaller).
-        subset
-            Allowed document ids: one list for all queries or one list per
-            query. Unknown ids are ignored; an empty list allows nothing.
-
-        Returns
-        -------
-        list[list[dict]]
-            Per query, up to ``k`` ``{"id", "score"}`` best first.
-        """
-        k = check_k(k)
-        self._sync()
-        queries = as_matrices(queries_embeddings, "queries_embeddings", self._dim)
-        if not self.is_indexed:
-            raise ValueError(
-                "The index is empty. Please add documents before querying."
-            )
+    def _search(self, queries: list, k: int, subset: Any) -> list[list[dict]]:
         subsets = self._translate_subset(subset, len(queries))
         tensors = [t.to(torch.float32) for t in convert_embeddings_to_torch(queries)]
         results: list[list[dict[str, Any]]] = [[] for _ in queries]

@@ -105,23 +105,8 @@ class PLAID(Tunable, EndToEndIndex):
                 "use_fast=False selects the Stanford PLAID backend; use "
                 "indexes.StanfordPLAID for it."
             )
-        settings = plaid_settings(
-            type(self).__name__,
-            kwargs,
-            nbits=nbits,
-            kmeans_niters=kmeans_niters,
-            max_points_per_centroid=max_points_per_centroid,
-            n_samples_kmeans=n_samples_kmeans,
-            seed=seed,
-            use_triton=use_triton,
-            n_ivf_probe=n_ivf_probe,
-            n_full_scores=n_full_scores,
-            batch_size=batch_size,
-            num_threads=num_threads,
-            show_progress=show_progress,
-            device=device,
-            low_memory=low_memory,
-        )
+        # locals() holds the arguments; _plaid_params.PARAMETERS picks PLAID's.
+        settings = plaid_settings(type(self).__name__, kwargs, locals())
         self.__dict__.update(settings)
         self.use_fast = True
         self._centroids: np.ndarray | None = None

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -121,17 +120,13 @@ class SegmentedIndex(MergeMixin, Base):
 
     # -- opening and reloading ------------------------------------------------
 
-    def _open(self) -> None:
-        store = self._store
-        if self.override:
-            self._wipe()
-        else:
-            store.check_not_foreign()
-        if store.exists():
-            self._sync(force=True)
-            self._collect_if_idle()
-        else:
-            self._commit_empty()
+    def _load_committed(self) -> None:
+        self._sync(force=True)
+        self._collect_if_idle()
+
+    def _start_empty(self) -> None:
+        self._dim = None
+        self._commit_empty()
 
     def _commit_empty(self) -> None:
         self._store.path.mkdir(parents=True, exist_ok=True)
@@ -151,22 +146,6 @@ class SegmentedIndex(MergeMixin, Base):
             self._segments = []
             self._sync(force=True)
             self._store.collect_garbage(self._manifest)
-
-    def _wipe(self) -> None:
-        """``override=True``: commit an empty index (or clear a foreign folder)."""
-        path = Path(self.index_path)
-        if not path.exists():
-            return
-        if self._store.exists():
-            try:
-                self._store.read_manifest()
-            except IndexFormatError:
-                pass
-            else:
-                self._dim = None
-                self._commit_empty()
-                return
-        shutil.rmtree(path)
 
     def _collect_if_idle(self) -> None:
         """Delete leftovers of interrupted writes when no writer is active."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._plaid_params import STANFORD_ONLY
 from ._unavailable import UnavailableBackend
 from .utils import reshape_embeddings
 
@@ -57,17 +58,6 @@ class StanfordPLAID(UnavailableBackend):
         self._unavailable()
 
 
-_STANFORD_PARAMETERS = (
-    "embedding_size",
-    "nranks",
-    "index_bsize",
-    "ndocs",
-    "centroid_score_threshold",
-    "ncells",
-    "search_batch_size",
-)
-
-
 def stanford_plaid_from_plaid_args(
     index_folder: str = "indexes",
     index_name: str = "colbert",
@@ -84,7 +74,7 @@ def stanford_plaid_from_plaid_args(
     **stanford_kwargs)``. Arguments PLAID has but Stanford PLAID lacks are
     dropped; today the call raises ``ImportError`` (see :class:`StanfordPLAID`).
     """
-    options = {k: v for k, v in kwargs.items() if k in _STANFORD_PARAMETERS}
+    options = {k: v for k, v in kwargs.items() if k in STANFORD_ONLY}
     return StanfordPLAID(
         index_folder=index_folder,
         index_name=index_name,

@@ -52,12 +52,7 @@ def pylate_config(model: Any) -> dict[str, Any]:
 
 
 def save_pylate_checkpoint(
-    model: nn.Sequential,
-    path: str,
-    model_name: str | None = None,
-    create_model_card: bool = True,
-    train_datasets: list[str] | None = None,
-    safe_serialization: bool = True,
+    model: nn.Sequential, path: str, safe_serialization: bool = True
 ) -> None:
     """Write ``model`` to ``path`` exactly as PyLate lays a checkpoint out.
 
@@ -65,6 +60,8 @@ def save_pylate_checkpoint(
     tokens and ``pad_token`` = mask) and ``sentence_bert_config.json`` in the
     root; each projection in ``{i}_Dense/``; ``modules.json`` with PyLate's type
     strings; ``config_sentence_transformers.json`` with the ColBERT settings.
+    The model card (``README.md``) is the model's own job
+    (:meth:`ColBERT.save <pylate_clone.models.ColBERT.save>`).
     """
     os.makedirs(path, exist_ok=True)
     modules_config = []
@@ -102,6 +99,3 @@ def save_pylate_checkpoint(
         model._get_model_config(),
         indent=2,
     )
-    if create_model_card:
-        # hf_hub.PylateModelCardData renders PyLate's card (or keeps a loaded one).
-        model._create_model_card(path, model_name, train_datasets)

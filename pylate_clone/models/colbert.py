@@ -409,14 +409,10 @@ class ColBERT(LoaderHooks, MultiProcessEncoding, SentenceTransformer):
         """
         if path is None:
             return
-        save_pylate_checkpoint(
-            self,
-            path,
-            model_name=model_name,
-            create_model_card=create_model_card,
-            train_datasets=train_datasets,
-            safe_serialization=safe_serialization,
-        )
+        save_pylate_checkpoint(self, path, safe_serialization=safe_serialization)
+        if create_model_card:
+            # hf_hub.PylateModelCardData renders PyLate's card (or keeps a loaded one).
+            self._create_model_card(path, model_name, train_datasets)
 
     def save_pretrained(self, path: str, *args: Any, **kwargs: Any) -> None:
         """Alias of :meth:`save`."""

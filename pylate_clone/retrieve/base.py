@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -15,11 +16,27 @@ from ..rank import RerankResult
 from ..utils.iter_batch import iter_batch
 
 
+@dataclass(frozen=True)
+class HitBatch:
+    """A batch of queries and what a token-level index returned for them.
+
+    One object rather than positional arguments, so the scoring hook's
+    signature is written once for every retriever.
+    """
+
+    queries: list[Any]  # the query matrices (Lq_i, H) of the batch
+    hits: dict[str, list]  # the index's answer: documents_ids / distances per token
+    k: int  # documents to return per query
+    device: str | None  # where the scoring runs
+    subsets: list[list[Any]] | None  # allowed ids per query, None for all
+
+
 class BaseRetriever:
     """Retriever over an index.
 
     Subclasses implement :meth:`_score_batch`, turning an index's token-level
-    hits into ranked documents.
+    hits into ranked documents, and may refuse arguments in
+    :meth:`_check_subset`.
 
     Parameters
     ----------
@@ -80,6 +97,7 @@ class BaseRetriever:
         list[list[RerankResult]]
             Per query, up to ``k`` ``{"id", "score"}`` best first, each id once.
         """
+        self._check_subset(subset)
         k = check_k(k)
         if k_token is None:
             # An index tuned with index.tune() carries its own k_token.
@@ -118,17 +136,16 @@ class BaseRetriever:
                     None if subsets is None else subsets[start : start + len(batch)]
                 )
                 results.extend(
-                    self._score_batch(list(batch), hits, k, device, batch_subsets)
+                    self._score_batch(
+                        HitBatch(list(batch), hits, k, device, batch_subsets)
+                    )
                 )
                 bar.update(1)
         return results
 
-    def _score_batch(
-        self,
-        queries: list[Any],
-        hits: Any,
-        k: int,
-        device: str | None,
-        subsets: list[list[Any]] | None,
-    ) -> list[list[RerankResult]]:
+    def _check_subset(self, subset: Any) -> None:
+        """Refuse a ``subset`` this retriever cannot honour (all are accepted here)."""
+
+    def _score_batch(self, batch: HitBatch) -> list[list[RerankResult]]:
+        """Ranked documents of each query of ``batch``, at most ``batch.k``."""
         raise NotImplementedError

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..indexes import normalize_id
 from ..rank import RerankResult, rerank
-from .base import BaseRetriever
+from .base import BaseRetriever, HitBatch
 
 
 class ColBERT(BaseRetriever):
@@ -48,18 +48,8 @@ class ColBERT(BaseRetriever):
     default_batch_size = 50
     progress_desc = "Retrieving documents"
 
-    def _show_progress(self) -> bool:
-        return bool(getattr(self.index, "show_progress", True))
-
-    def _score_batch(
-        self,
-        queries: list[Any],
-        hits: dict[str, list],
-        k: int,
-        device: str | None,
-        subsets: list[list[Any]] | None,
-    ) -> list[list[RerankResult]]:
-        index = self.index
+    def _score_batch(self, batch: HitBatch) -> list[list[RerankResult]]:
+        index, k, subsets = self.index, batch.k, batch.subsets
         # A custom index written for PyLate may offer only __call__ and
         # get_documents_embeddings: the exhaustive fallbacks need len(), `in`
         # and documents_ids, so they apply only when the index has them.
@@ -69,7 +59,7 @@ class ColBERT(BaseRetriever):
         exhaustive = hasattr(kind, "__len__") and hasattr(kind, "documents_ids")
         known = index.__contains__ if hasattr(index, "__contains__") else None
         candidates: list[list[Any]] = []
-        for i, per_token in enumerate(hits["documents_ids"]):
+        for i, per_token in enumerate(batch.hits["documents_ids"]):
             found = list(dict.fromkeys(d for token in per_token for d in token))
             if subsets is not None:
                 allowed = [
@@ -89,8 +79,8 @@ class ColBERT(BaseRetriever):
         # One query at a time: a query's candidates can hold hundreds of
         # thousands of token vectors, so a whole batch's would not fit in memory.
         results = []
-        for query, found in zip(queries, candidates):
+        for query, found in zip(batch.queries, candidates):
             embeddings = index.get_documents_embeddings([found])
-            ranked = rerank([found], [query], embeddings, device=device)[0]
+            ranked = rerank([found], [query], embeddings, device=batch.device)[0]
             results.append(ranked[:k])
         return results

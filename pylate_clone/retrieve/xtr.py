@@ -9,7 +9,7 @@ import numpy as np
 from ..indexes.voyager import Voyager
 from ..rank import RerankResult
 from ..rank.xtr import score_xtr
-from .base import BaseRetriever
+from .base import BaseRetriever, HitBatch
 
 
 class XTR(BaseRetriever):
@@ -24,6 +24,11 @@ class XTR(BaseRetriever):
     Voyager reports cosine *distances*; they are turned into similarities
     (``1 - distance``) before scoring, because XTR adds similarities (PyLate
     adds Voyager's raw distances, which ranks the farthest documents first).
+
+    :meth:`retrieve` takes the parameters of
+    :meth:`pylate_clone.retrieve.ColBERT.retrieve`, with ``k_token``
+    defaulting to 10 000 and ``batch_size`` to 1; ``subset`` with a
+    token-level index raises ``NotImplementedError``.
 
     Parameters
     ----------
@@ -49,53 +54,28 @@ class XTR(BaseRetriever):
     default_batch_size = 1
     progress_desc = "Retrieving documents (XTR)"
 
-    def retrieve(
-        self,
-        queries_embeddings: Any,
-        k: int = 10,
-        k_token: int | None = None,
-        device: str | None = None,
-        batch_size: int | None = None,
-        subset: list[list[Any]] | list[Any] | None = None,
-    ) -> list[list[RerankResult]]:
-        """Retrieve the ``k`` best documents of every query by XTR scoring.
-
-        Parameters are those of :meth:`pylate_clone.retrieve.ColBERT.retrieve`;
-        ``k_token`` defaults to 10 000 and ``batch_size`` to 1.
+    def _check_subset(self, subset: Any) -> None:
+        """Refuse ``subset`` with a token-level index.
 
         Raises
         ------
         NotImplementedError
-            If ``subset`` is given for a token-level index (XTR scores only what
-            the index returned, so a filter would silently shrink the results).
+            XTR scores only what the index returned, so a filter would
+            silently shrink the results.
         """
         if subset is not None and not self.index.is_end_to_end_index:
             raise NotImplementedError(
                 "Subset filtering is not implemented for XTR retrieval yet: "
                 "subset must be None with a token-level index."
             )
-        return super().retrieve(
-            queries_embeddings,
-            k=k,
-            k_token=k_token,
-            device=device,
-            batch_size=batch_size,
-            subset=subset,
-        )
 
-    def _score_batch(
-        self,
-        queries: list[Any],
-        hits: dict[str, list],
-        k: int,
-        device: str | None,
-        subsets: list[list[Any]] | None = None,
-        **_: Any,
-    ) -> list[list[RerankResult]]:
+    def _score_batch(self, batch: HitBatch) -> list[list[RerankResult]]:
         distances = isinstance(self.index, Voyager)
+        device = batch.device or "cpu"
+        hits = batch.hits
         results = []
         for ids, scores in zip(hits["documents_ids"], hits["distances"]):
             if distances:
                 scores = [1.0 - np.asarray(s, dtype=np.float32) for s in scores]
-            results.append(score_xtr(ids, scores, k=k, device=device or "cpu"))
+            results.append(score_xtr(ids, scores, k=batch.k, device=device))
         return results

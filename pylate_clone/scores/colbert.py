@@ -14,6 +14,7 @@ import torch
 
 from ..utils.tensor import convert_to_tensor
 from ..utils.validation import as_tensor, check_finite, check_matrix
+from ._groups import flatten_groups, mask_of_shape
 
 _BACKENDS = ("auto", "torch")
 
@@ -30,14 +31,6 @@ def _check_backend(backend: str | None) -> None:
         )
     if value not in _BACKENDS:
         raise ValueError(f"backend must be one of {_BACKENDS} or None, got {value!r}.")
-
-
-def _mask_of_shape(name: str, mask: Any, shape: tuple[int, ...]) -> torch.Tensor:
-    """``mask`` as a tensor, after checking it has exactly ``shape``."""
-    mask = convert_to_tensor(mask)
-    if tuple(mask.shape) != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {tuple(mask.shape)}.")
-    return mask
 
 
 def _reduce_maxsim(
@@ -107,9 +100,9 @@ def _all_pairs(
     sim = (q.reshape(a * s, h) @ d.reshape(b * t, h).T).view(a, s, b, t)
     dm = qm = None
     if documents_mask is not None:
-        dm = _mask_of_shape("documents_mask", documents_mask, (b, t))[None, None, :, :]
+        dm = mask_of_shape("documents_mask", documents_mask, (b, t))[None, None, :, :]
     if queries_mask is not None:
-        qm = _mask_of_shape("queries_mask", queries_mask, (a, s))
+        qm = mask_of_shape("queries_mask", queries_mask, (a, s))
     return _reduce_maxsim(sim, dm, qm)
 
 
@@ -200,9 +193,9 @@ def colbert_kd_scores(
     sim = torch.bmm(q, d.reshape(a, n * t, -1).transpose(1, 2)).view(a, s, n, t)
     dm = qm = None
     if documents_mask is not None:
-        dm = _mask_of_shape("documents_mask", documents_mask, (a, n, t))[:, None, :, :]
+        dm = mask_of_shape("documents_mask", documents_mask, (a, n, t))[:, None, :, :]
     if queries_mask is not None:
-        qm = _mask_of_shape("queries_mask", queries_mask, (a, s))
+        qm = mask_of_shape("queries_mask", queries_mask, (a, s))
     return _reduce_maxsim(sim, dm, qm)
 
 
@@ -224,12 +217,7 @@ class ColBERTScores:
         backend: str | None = None,
     ) -> torch.Tensor:
         _check_backend(backend)
-        q = as_tensor(queries_embeddings, "queries_embeddings", 3)
-        d = as_tensor(documents_embeddings, "documents_embeddings", 4)
-        qd, n, t, h = d.shape
-        flat_mask = None
-        if documents_mask is not None:
-            flat_mask = _mask_of_shape("documents_mask", documents_mask, (qd, n, t))
-            flat_mask = flat_mask.reshape(qd * n, t)
-        # Row-major flattening of (Qd, N) already is the query-major column order.
-        return _all_pairs(q, d.reshape(qd * n, t, h), queries_mask, flat_mask)
+        q, d, flat_mask = flatten_groups(
+            queries_embeddings, documents_embeddings, documents_mask
+        )
+        return _all_pairs(q, d, queries_mask, flat_mask)

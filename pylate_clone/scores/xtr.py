@@ -7,7 +7,8 @@ from typing import Any
 import torch
 
 from ..utils.tensor import convert_to_tensor
-from ..utils.validation import as_tensor, check_int
+from ..utils.validation import check_int
+from ._groups import flatten_groups
 
 
 class XTRScores:
@@ -76,31 +77,25 @@ class XTRScores:
         Returns
         -------
         torch.Tensor
-            ``(Qb, D * N)`` float32 scores in query-major column order.
+            ``(Qb, D * N)`` float32 scores in query-major column order
+            (:class:`XTRKDScores`: ``(Qb, N)``, each query's own group).
         """
-        q = as_tensor(queries_embeddings, "queries_embeddings", 3)
-        d = as_tensor(documents_embeddings, "documents_embeddings", 4)
-        n_groups, n, dt, h = d.shape
-        dm = None
-        if documents_mask is not None:
-            dm = convert_to_tensor(documents_mask).reshape(n_groups * n, dt)
+        q, d, dm = flatten_groups(
+            queries_embeddings, documents_embeddings, documents_mask
+        )
         qm = convert_to_tensor(queries_mask) if queries_mask is not None else None
-        return self._score_fn(q, d.reshape(n_groups * n, dt, h).to(q.dtype), qm, dm)
+        return self._select(self._score_fn(q, d.to(q.dtype), qm, dm))
+
+    def _select(self, full: torch.Tensor) -> torch.Tensor:
+        """The scores returned from the ``(Qb, D * N)`` matrix (all of them)."""
+        return full
 
 
 class XTRKDScores(XTRScores):
     """XTR scores of each query against its own ``N`` documents, ``(Q, N)``."""
 
-    def __call__(
-        self,
-        queries_embeddings: Any,
-        documents_embeddings: Any,
-        queries_mask: Any = None,
-        documents_mask: Any = None,
-    ) -> torch.Tensor:
-        full = super().__call__(
-            queries_embeddings, documents_embeddings, queries_mask, documents_mask
-        )
+    def _select(self, full: torch.Tensor) -> torch.Tensor:
+        """Row ``i``'s own group: columns ``i * N`` to ``i * N + N - 1``."""
         q = full.shape[0]
         n = full.shape[1] // q
         rows = torch.arange(q, device=full.device)[:, None]
