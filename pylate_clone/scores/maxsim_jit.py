@@ -207,31 +207,13 @@ def _rows(tile, tile_one, doc, length, dim, q, stride, best):  # pragma: no cove
 def _segment(doc, length, dim, q, stride, best):  # pragma: no cover - compiled
     """Fold ``length`` tokens at byte address ``doc`` into ``best`` (all columns)."""
     column = 0
-    while column + 2 * LANES <= stride:
-        offset = 4 * column
-        _rows(
-            _tile_wide,
-            _tile_wide_one,
-            doc,
-            length,
-            dim,
-            q + offset,
-            stride,
-            best + offset,
-        )
+    while column + 2 * LANES <= stride:  # 32-column tiles, then one 16-column tile
+        q_at, best_at = q + 4 * column, best + 4 * column
+        _rows(_tile_wide, _tile_wide_one, doc, length, dim, q_at, stride, best_at)
         column += 2 * LANES
     if column < stride:
-        offset = 4 * column
-        _rows(
-            _tile_narrow,
-            _tile_narrow_one,
-            doc,
-            length,
-            dim,
-            q + offset,
-            stride,
-            best + offset,
-        )
+        q_at, best_at = q + 4 * column, best + 4 * column
+        _rows(_tile_narrow, _tile_narrow_one, doc, length, dim, q_at, stride, best_at)
 
 
 @njit(nogil=True, cache=True)
