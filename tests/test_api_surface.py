@@ -22,25 +22,18 @@ SURFACE = json.loads(
 
 # Deliberate, documented differences (docs/differences_api.md): PLAID's
 # defaults are our engine's (docs/indexes.md).
+_PLAID_DEFAULTS = {
+    "nbits",
+    "kmeans_niters",
+    "n_ivf_probe",
+    "n_full_scores",
+    "embedding_dim",
+    "batch_size",
+    "show_progress",
+}
 DEFAULT_EXCEPTIONS = {
-    ("pylate.indexes.PLAID", "__init__"): {
-        "nbits",
-        "kmeans_niters",
-        "n_ivf_probe",
-        "n_full_scores",
-        "embedding_dim",
-        "batch_size",
-        "show_progress",
-    },
-    ("pylate.indexes.plaid.PLAID", "__init__"): {
-        "nbits",
-        "kmeans_niters",
-        "n_ivf_probe",
-        "n_full_scores",
-        "embedding_dim",
-        "batch_size",
-        "show_progress",
-    },
+    ("pylate.indexes.PLAID", "__init__"): _PLAID_DEFAULTS,
+    ("pylate.indexes.plaid.PLAID", "__init__"): _PLAID_DEFAULTS,
     # FastPlaid keeps the previous release's tuned fast-plaid defaults
     # (docs/indexes.md, "FastPlaid").
     ("pylate.indexes.fast_plaid.FastPlaid", "__init__"): {
@@ -67,11 +60,6 @@ ACCEPTED_PROBLEMS = {
     "PyLate Identity()",
 }
 
-# Names another engineer's branch provides (lead: once merged these pass, and
-# strict xfail then fails: delete the entry).
-OTHER_BRANCH: dict[tuple[str, str], str] = {}
-OTHER_BRANCH_MODULES: dict[str, str] = {}
-
 # Module-level helpers PyLate defines but does not export: implementation
 # details of PyLate's own modules, which PyLate code has no reason to import.
 # Each one here is checked to be still absent, so this list stays accurate.
@@ -97,31 +85,12 @@ def _public_modules() -> list[str]:
     return sorted(m for m in SURFACE if m not in NOT_PROVIDED)
 
 
-def _param(module: str, name: str):
-    if (module, name) in OTHER_BRANCH:
-        mark = pytest.mark.xfail(strict=True, reason=OTHER_BRANCH[(module, name)])
-        return pytest.param(module, name, marks=mark)
-    return pytest.param(module, name)
-
-
 def _exported() -> list:
     return [
-        _param(m, name)
+        (m, name)
         for m in _public_modules()
         for name in SURFACE[m]["names"]
         if (m, name) not in NOT_PROVIDED_NAMES
-    ]
-
-
-def _modules() -> list:
-    return [
-        pytest.param(
-            m,
-            marks=pytest.mark.xfail(strict=True, reason=OTHER_BRANCH_MODULES[m]),
-        )
-        if m in OTHER_BRANCH_MODULES
-        else m
-        for m in _public_modules()
     ]
 
 
@@ -192,7 +161,7 @@ def _compatible(theirs: list[dict], ours: inspect.Signature, where: str) -> list
     return problems
 
 
-@pytest.mark.parametrize("module", _modules())
+@pytest.mark.parametrize("module", _public_modules())
 def test_module_path_resolves(module: str) -> None:
     importlib.import_module(_ours(module))
 
@@ -246,8 +215,6 @@ def test_top_level_all_matches() -> None:
     import pylate_clone
 
     for module in _public_modules():
-        if module in OTHER_BRANCH_MODULES:
-            continue
         exported = SURFACE[module]["all"]
         ours = importlib.import_module(_ours(module))
         missing = set(exported) - set(getattr(ours, "__all__", exported))
