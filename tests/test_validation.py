@@ -284,3 +284,27 @@ def test_group_scorers_check_the_documents_mask_shape(entry):
     )
     with pytest.raises(ValueError, match=r"documents_mask must have shape \(3, 2, 5\)"):
         call(queries, documents, documents_mask=np.ones((groups, n, t + 1)))
+
+
+def test_rerank_names_a_missing_input():
+    import pytest
+
+    from pylate_clone import rank
+
+    with pytest.raises(TypeError, match="queries_embeddings"):
+        rank.rerank(
+            documents_ids=[["a"]],
+            queries_embeddings=None,
+            documents_embeddings=[[np.ones((2, 4), dtype=np.float32)]],
+        )
+
+
+def test_convert_to_tensor_float64_rows_are_float32_as_in_pylate():
+    from pylate_clone.utils import convert_to_tensor
+
+    rows = [np.array([1.0, 1.0, 1.0])]
+    assert convert_to_tensor(rows).dtype == torch.float32
+    assert convert_to_tensor([[1.0, 1.0, 1.0]]).dtype == torch.float32
+    assert convert_to_tensor([torch.ones(2, dtype=torch.float64)]).dtype == (
+        torch.float64
+    )

@@ -84,11 +84,20 @@ def rerank(
 
     Raises
     ------
+    TypeError
+        If one of the three inputs is None.
     ValueError
         If the three inputs do not have one entry per query, a query's ids and
         embeddings differ in length, or an embedding is not a 2-D matrix of the
         query's dimension.
     """
+    for name, value in (
+        ("documents_ids", documents_ids),
+        ("queries_embeddings", queries_embeddings),
+        ("documents_embeddings", documents_embeddings),
+    ):
+        if value is None:
+            raise TypeError(f"{name} must be given (one entry per query), got None.")
     queries = _as_batch(queries_embeddings)
     documents = _as_batch(documents_embeddings)
     ids = list(documents_ids)

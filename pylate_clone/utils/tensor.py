@@ -33,9 +33,16 @@ def convert_to_tensor(x: Any) -> torch.Tensor:
         return torch.from_numpy(x)
     if isinstance(x, (list, tuple)):
         if len(x) == 0:
-            return torch.empty(0)
+            return torch.empty(0, dtype=torch.float32)
         if all(isinstance(item, (torch.Tensor, np.ndarray)) for item in x):
-            items = [convert_to_tensor(item) for item in x]
+            # PyLate builds float32 from numpy rows (float64 rows included);
+            # tensors keep their dtype.
+            items = [
+                torch.from_numpy(np.asarray(item, dtype=np.float32))
+                if isinstance(item, np.ndarray) and item.dtype != object
+                else convert_to_tensor(item)
+                for item in x
+            ]
             shapes = {tuple(item.shape) for item in items}
             if len(shapes) == 1:
                 return torch.stack(items)
@@ -47,7 +54,9 @@ def convert_to_tensor(x: Any) -> torch.Tensor:
                 "2-D matrices (n_tokens, dim)."
             )
         if all(isinstance(item, (list, tuple)) for item in x):
-            return convert_to_tensor([convert_to_tensor(item) for item in x])
+            # Nested lists of numbers are float32 rows, as in PyLate.
+            nested = convert_to_tensor([convert_to_tensor(item) for item in x])
+            return nested.to(torch.float32)
         return torch.tensor(x)
     return torch.as_tensor(x)
 
