@@ -22,8 +22,7 @@ Results are cached per system and scale as JSON under
 ``benchmarks/.cache/scale_results/``; a re-run only redoes what is missing
 (``--force`` redoes the named ones). ``--timeout-s`` stops a system that
 runs longer and records the stage it had reached. ``--our-path`` runs our
-systems against another checkout of ``pylate_clone``. ``--charts`` writes
-the PNG charts of ``benchmarks/scale_charts.py``. Usage::
+systems against another checkout of ``pylate_clone``. Usage::
 
     python benchmarks/index_scale.py                          # everything
     python benchmarks/index_scale.py --scales 1 --systems exact,plaid
@@ -430,7 +429,6 @@ def main() -> None:
         default=None,
         help="PYTHONPATH of our systems (another pylate_clone checkout)",
     )
-    parser.add_argument("--charts", action="store_true", help="write docs/img PNGs")
     parser.add_argument("--stage-file", help=argparse.SUPPRESS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -467,10 +465,6 @@ def main() -> None:
                         args.timeout_s, args.our_path,
                     )  # fmt: skip
     print_table(scales, args.limit)
-    if args.charts:
-        import scale_charts
-
-        scale_charts.write_charts(scales, args.limit)
     if args.kernel:
         kernel_figures(scales[0], args.limit)
 
