@@ -4,19 +4,25 @@ Systems (each in its own child process, so peak RSS is per system):
 
 - ``pylate-plaid``: PyLate 1.6.0's PLAID at the defaults it ships, run with
   the reference venv's interpreter (``--pylate-python``).
-- ``plaid``: ``pylate_clone.indexes.PLAID`` at its defaults.
+- ``pylate-warp``: PyLate 1.6.0's ``indexes.WARP`` (xtr-warp-rs) at its
+  defaults but ``num_threads`` = all cores, in the reference venv too.
+- ``plaid``: ``pylate_clone.indexes.PLAID`` at its defaults (``nbits=4``).
+- ``plaid-2bit``: ``pylate_clone.indexes.PLAID(nbits=2)``.
 - ``voyager``: ``pylate_clone.indexes.Voyager`` + ``retrieve.ColBERT`` rerank.
 - ``exact``: ``pylate_clone.indexes.Exact`` (exhaustive MaxSim).
 
 Every system gets the same float32 vectors (``benchmarks/scale_data.py``).
 Measured: build s (all documents but 20 in one ``add_documents``), "+20
 docs" s, peak RSS (and the RSS of the loaded vectors alone), bytes per token
-on disk, p50 / p95 latency one query per call (every 4th query), QPS for all
-queries in one call, recall@10 against exact MaxSim (ties at the 10th score count as hits), "-10 docs" s.
+on disk (the whole index folder / tokens), p50 / p95 latency one query per
+call (every 4th query), QPS one query per call, QPS for all queries in one
+call and in calls of 32 queries, recall@10 against exact MaxSim (ties at the 10th score count as hits), "-10 docs" s.
 
 Results are cached per system and scale as JSON under
 ``benchmarks/.cache/scale_results/``; a re-run only redoes what is missing
-(``--force`` redoes the named ones). Usage::
+(``--force`` redoes the named ones). ``--timeout-s`` stops a system that
+runs longer and records the stage it had reached. ``--our-path`` runs our
+systems against another checkout of ``pylate_clone``. Usage::
 
     python benchmarks/index_scale.py                          # everything
     python benchmarks/index_scale.py --scales 1 --systems exact,plaid
@@ -43,7 +49,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import scale_data  # noqa: E402
 
-SYSTEMS = ("pylate-plaid", "plaid", "voyager", "exact")
+SYSTEMS = ("pylate-warp", "pylate-plaid", "plaid", "plaid-2bit", "voyager", "exact")
+PYLATE_SYSTEMS = ("pylate-warp", "pylate-plaid")
+BATCH = 32
 PYLATE_PYTHON = os.environ.get("PYLATE_PYTHON", "/tmp/pylate-1.6/bin/python")
 RESULTS = scale_data.CACHE / "scale_results"
 K = 10
@@ -71,12 +79,23 @@ def _open_system(name: str, folder: Path):
             show_progress=False,
         )  # fmt: skip
         return _index_api(index, lambda qs: index(qs, k=K))
-    if name in ("plaid", "voyager"):
+    if name == "pylate-warp":
+        from pylate import indexes
+
+        index = indexes.WARP(
+            index_folder=str(folder), index_name="bench", override=True,
+            num_threads=os.cpu_count(), show_progress=False,
+        )  # fmt: skip
+        return _index_api(index, lambda qs: index(qs, k=K))
+    if name in ("plaid", "plaid-2bit", "voyager"):
         from pylate_clone import indexes, retrieve
 
-        if name == "plaid":
+        if name.startswith("plaid"):
             index = indexes.PLAID(
-                index_folder=folder, override=True, show_progress=False
+                index_folder=folder,
+                override=True,
+                show_progress=False,
+                nbits=2 if name == "plaid-2bit" else 4,
             )
             return _index_api(index, lambda qs: index(qs, k=K))
         index = indexes.Voyager(index_folder=folder, override=True, show_progress=False)
@@ -103,9 +122,22 @@ def _index_api(index, search):
     return add, remove, run
 
 
+def _stage(path: Path | None, stage: str, **figures) -> None:
+    """Record the stage reached (and the figures so far), so a run stopped by
+    the timeout can say where it stopped and what it had measured."""
+    if path is not None:
+        path.write_text(json.dumps({"stage": stage, "t": time.time(), **figures}))
+
+
 def run_system(
-    name: str, scale: int, limit: int | None, workdir: Path, query_step: int = 1
+    name: str,
+    scale: int,
+    limit: int | None,
+    workdir: Path,
+    query_step: int = 1,
+    stage_file: Path | None = None,
 ) -> dict:
+    _stage(stage_file, "loading vectors")
     ids = scale_data.doc_ids(scale, limit)
     docs = scale_data.documents(scale, limit)
     all_qs = scale_data.queries()
@@ -118,6 +150,7 @@ def run_system(
     add, remove, run = _open_system(name, folder)
 
     n_first = len(ids) - ADD
+    _stage(stage_file, "build")
     start = time.perf_counter()
     add(ids[:n_first], docs[:n_first])
     build_s = time.perf_counter() - start
@@ -125,6 +158,8 @@ def run_system(
     add(ids[n_first:], docs[n_first:])
     add_s = time.perf_counter() - start
     disk = _folder_bytes(workdir)
+    done = {"build_s": build_s, "add20_s": add_s, "bytes_per_token": disk / n_tokens}
+    _stage(stage_file, "queries one per call", **done)
 
     run(qs[:4])  # warm up (lazy loads, thread pools)
     latencies = []
@@ -132,9 +167,17 @@ def run_system(
         start = time.perf_counter()
         run([q])
         latencies.append(time.perf_counter() - start)
+    done["p50_ms"] = 1000 * float(np.percentile(latencies, 50))
+    _stage(stage_file, f"queries, {len(qs)} in one call", **done)
     start = time.perf_counter()
     results = run(qs)
     batch_s = time.perf_counter() - start
+    _stage(stage_file, f"queries, calls of {BATCH}", **done)
+    start = time.perf_counter()
+    for s in range(0, len(qs), BATCH):
+        run(qs[s : s + BATCH])
+    batch32_s = time.perf_counter() - start
+    _stage(stage_file, "remove 10 docs", **done)
     step = max(1, len(ids) // REMOVE)
     start = time.perf_counter()
     remove([ids[j] for j in range(0, len(ids), step)][:REMOVE])
@@ -151,7 +194,9 @@ def run_system(
         "remove10_s": remove_s,
         "p50_ms": 1000 * float(np.percentile(latencies, 50)),
         "p95_ms": 1000 * float(np.percentile(latencies, 95)),
+        "qps_single": 1.0 / float(np.mean(latencies)),
         "qps": len(qs) / batch_s,
+        "qps_batch32": len(qs) / batch32_s,
         "bytes_per_token": disk / n_tokens,
         "peak_rss_mb": _rss_mb(),
         "data_rss_mb": rss_data,
@@ -172,7 +217,13 @@ def _result_path(name: str, scale: int, limit: int | None) -> Path:
 
 
 def _run_child(
-    name: str, scale: int, limit: int | None, python: str, query_step: int = 1
+    name: str,
+    scale: int,
+    limit: int | None,
+    python: str,
+    query_step: int = 1,
+    timeout_s: float | None = None,
+    our_path: str | None = None,
 ) -> None:
     out = _result_path(name, scale, limit)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -181,13 +232,40 @@ def _run_child(
     command += ["--workdir", str(workdir), "--out", str(out) + ".tmp"]
     if limit is not None:
         command += ["--limit", str(limit)]
-    command += ["--query-step", str(query_step)]
-    env = dict(os.environ, PYTHONPATH=str(scale_data.ROOT))
-    print(f"running {name} x{scale} ...", flush=True)
+    stage_file = Path(str(out) + ".stage")
+    command += ["--query-step", str(query_step), "--stage-file", str(stage_file)]
+    ours = our_path if our_path and name not in PYLATE_SYSTEMS else scale_data.ROOT
+    env = dict(os.environ, PYTHONPATH=str(ours))
+    load = os.getloadavg()
+    print(f"running {name} x{scale} (code: {ours}) ...", flush=True)
+    started = time.time()
+    child = subprocess.Popen(command, env=env, start_new_session=True)
     try:
-        subprocess.run(command, check=True, env=env)
+        rc = child.wait(timeout=timeout_s)
+        if rc != 0:
+            raise subprocess.CalledProcessError(rc, command)
         os.replace(str(out) + ".tmp", out)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, 9)  # the child and any worker it started
+        child.wait()
+        stage = json.loads(stage_file.read_text()) if stage_file.exists() else {}
+        stopped = {
+            **{k: v for k, v in stage.items() if k not in ("stage", "t")},
+            "system": name,
+            "scale": scale,
+            "limit": limit,
+            "stopped_after_s": time.time() - started,
+            "stage": stage.get("stage", "starting"),
+            "stage_s": time.time() - stage.get("t", started),
+            "load": load,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec="seconds"
+            ),
+        }
+        out.write_text(json.dumps(stopped))
+        print(f"stopped {name} x{scale} after {timeout_s} s at {stopped['stage']}")
     finally:
+        stage_file.unlink(missing_ok=True)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -225,6 +303,22 @@ def _fmt(value, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
 
+def load_rows(scale: int, limit: int | None) -> dict[str, dict]:
+    """The cached result of every system at one scale, recall@10 added."""
+    rows = {}
+    for name in SYSTEMS:
+        path = _result_path(name, scale, limit)
+        if path.exists():
+            rows[name] = json.loads(path.read_text())
+    if rows:
+        exact = scale_data.exact_top10(scale, limit)
+        ids = scale_data.doc_ids(scale, limit)
+        for r in rows.values():
+            if "results" in r:
+                r["recall"] = _recall(r, exact, ids, scale, limit)
+    return rows
+
+
 def print_table(scales: list[int], limit: int | None) -> None:
     load = os.getloadavg()
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -234,38 +328,36 @@ def print_table(scales: list[int], limit: int | None) -> None:
     )
     header = (
         "| scale | system | build s | +20 docs s | -10 docs s | peak RSS MB "
-        "(data) | B/token | p50 ms | p95 ms | QPS | recall@10 | p50 vs PyLate "
-        "| p50 vs exact | load at run |"
+        "(data) | B/token | p50 ms | p95 ms | QPS single | QPS batch (all) "
+        f"| QPS batch ({BATCH}) | recall@10 | p50 vs exact | load at run | run (UTC) |"
     )
     print(header)
     print("|---" * (header.count("|") - 1) + "|")
     for scale in scales:
-        rows = {}
-        for name in SYSTEMS:
-            path = _result_path(name, scale, limit)
-            if path.exists():
-                rows[name] = json.loads(path.read_text())
-        if not rows:
-            continue
-        exact = scale_data.exact_top10(scale, limit)
-        ids = scale_data.doc_ids(scale, limit)
+        rows = load_rows(scale, limit)
+        exact_p50 = rows.get("exact", {}).get("p50_ms")
         for name, r in rows.items():
-            ratio_pylate = (
-                r["p50_ms"] / rows["pylate-plaid"]["p50_ms"]
-                if "pylate-plaid" in rows
-                else None
-            )
-            ratio_exact = (
-                r["p50_ms"] / rows["exact"]["p50_ms"] if "exact" in rows else None
-            )
+            where = f"| {scale}x | {name} "
+            if "stopped_after_s" in r:
+                print(
+                    f"{where}| {_fmt(r.get('build_s'), '.1f')} "
+                    f"| stopped after {r['stopped_after_s']:.0f} s, at stage "
+                    f"'{r['stage']}' ({r['stage_s']:.0f} s in it) "
+                    f"| | | {_fmt(r.get('bytes_per_token'), '.1f')} "
+                    f"| {_fmt(r.get('p50_ms'), '.1f')} | | | | | | "
+                    f"| {r['load'][0]:.1f} | {r['date'][11:16]} |"
+                )
+                continue
+            ratio_exact = r["p50_ms"] / exact_p50 if exact_p50 else None
             print(
                 f"| {scale}x ({r['documents']:,} docs) | {name} | {r['build_s']:.1f} "
                 f"| {_fmt(r['add20_s'], '.2f')} | {_fmt(r['remove10_s'], '.2f')} "
                 f"| {r['peak_rss_mb']:,.0f} ({r['data_rss_mb']:,.0f}) "
                 f"| {r['bytes_per_token']:.1f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} "
-                f"| {r['qps']:.1f} | {_recall(r, exact, ids, scale, limit):.3f} "
-                f"| {_fmt(ratio_pylate, '.2f')} | {_fmt(ratio_exact, '.2f')} "
-                f"| {r['load'][0]:.1f} |"
+                f"| {_fmt(r.get('qps_single'), '.1f')} | {r['qps']:.1f} "
+                f"| {_fmt(r.get('qps_batch32'), '.1f')} | {r['recall']:.3f} "
+                f"| {_fmt(ratio_exact, '.2f')} | {r['load'][0]:.1f} "
+                f"| {r['date'][11:16]} |"
             )
 
 
@@ -326,6 +418,18 @@ def main() -> None:
         default=1,
         help="QPS and recall on every N-th query only (for slow systems)",
     )
+    parser.add_argument(
+        "--timeout-s",
+        type=float,
+        default=None,
+        help="stop a system after this many seconds (recorded as stopped)",
+    )
+    parser.add_argument(
+        "--our-path",
+        default=None,
+        help="PYTHONPATH of our systems (another pylate_clone checkout)",
+    )
+    parser.add_argument("--stage-file", help=argparse.SUPPRESS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -333,8 +437,14 @@ def main() -> None:
     scales = [int(s) for s in args.scales.split(",")]
 
     if args.child:
+        stage = Path(args.stage_file) if args.stage_file else None
         result = run_system(
-            args.child, scales[0], args.limit, Path(args.workdir), args.query_step
+            args.child,
+            scales[0],
+            args.limit,
+            Path(args.workdir),
+            args.query_step,
+            stage,
         )
         Path(args.out).write_text(json.dumps(result))
         return
@@ -348,9 +458,12 @@ def main() -> None:
                     raise SystemExit(f"unknown system {name!r}; known: {SYSTEMS}")
                 if args.force or not _result_path(name, scale, args.limit).exists():
                     python = (
-                        args.pylate_python if name == "pylate-plaid" else sys.executable
+                        args.pylate_python if name in PYLATE_SYSTEMS else sys.executable
                     )
-                    _run_child(name, scale, args.limit, python, args.query_step)
+                    _run_child(
+                        name, scale, args.limit, python, args.query_step,
+                        args.timeout_s, args.our_path,
+                    )  # fmt: skip
     print_table(scales, args.limit)
     if args.kernel:
         kernel_figures(scales[0], args.limit)
