@@ -1,11 +1,11 @@
 """Recall/latency grid of the PLAID engine, to choose its default knobs.
 
-Builds the engine (``indexes._ivf``) over one segment of SciFact at a scale
+Builds the engine (``indexes.engine.ivf``) over one segment of SciFact at a scale
 (``benchmarks/scale_data.py``), caching the codebook and lists per codebook
 size under ``benchmarks/.cache/``, then for each ``n_ivf_probe`` x
 ``n_full_scores`` measures recall@10 against exact MaxSim (all queries) and
-p50 latency (every ``--timed-every``-th query, one per call) of ``indexes._search.search``,
-next to the p50 of ``_search.exact_search`` in the same run. Prints a
+p50 latency (every ``--timed-every``-th query, one per call) of ``indexes.engine.search.search``,
+next to the p50 of ``search.exact_search`` in the same run. Prints a
 Markdown table with the date and machine load. Usage::
 
     python benchmarks/engine_grid.py --scale 1 --centroids 1024,2048
@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import scale_data  # noqa: E402
 
-from pylate_clone.indexes import _ivf, _search  # noqa: E402
+from pylate_clone.indexes.engine import ivf, search  # noqa: E402
 
 
 def engine(scale: int, k: int, tokens: np.ndarray, offsets: np.ndarray):
@@ -36,12 +36,12 @@ def engine(scale: int, k: int, tokens: np.ndarray, offsets: np.ndarray):
         return z["centroids"], z["indptr"], z["docs"], None
     start = time.perf_counter()
     rng = np.random.default_rng(0)
-    size = min(len(tokens), _ivf.default_sample_size(k))
+    size = min(len(tokens), ivf.default_sample_size(k))
     sample = np.asarray(tokens[np.sort(rng.choice(len(tokens), size, replace=False))])
-    centroids = _ivf.train_centroids(sample, k)
+    centroids = ivf.train_centroids(sample, k)
     trained = time.perf_counter() - start
-    codes = _ivf.assign(tokens, centroids)
-    indptr, docs = _ivf.build_lists(codes, offsets, k)
+    codes = ivf.assign(tokens, centroids)
+    indptr, docs = ivf.build_lists(codes, offsets, k)
     build = time.perf_counter() - start
     print(f"K={k}: k-means {trained:.1f}s, build {build:.1f}s", flush=True)
     tmp = path.with_suffix(".tmp.npz")
@@ -73,9 +73,9 @@ def main() -> None:
     tokens = np.asarray(tokens, dtype=np.float16)  # the engine's storage dtype
     queries = scale_data.queries()
     truth = scale_data.exact_top10(args.scale)
-    segment = _search.SegmentView(tokens=tokens, offsets=offsets)
+    segment = search.SegmentView(tokens=tokens, offsets=offsets)
     timed = queries[:: args.timed_every]
-    exact_p50 = p50_ms(lambda qs: _search.exact_search(qs, [segment], 10), timed)
+    exact_p50 = p50_ms(lambda qs: search.exact_search(qs, [segment], 10), timed)
     load = os.getloadavg()
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     print(
@@ -85,7 +85,7 @@ def main() -> None:
     print("| K | n_ivf_probe | n_full_scores | recall@10 | p50 ms | p50 / exact |")
     print("|---|---|---|---|---|---|")
     ks = [int(k) for k in args.centroids.split(",") if k] or [
-        _ivf.default_num_centroids(len(tokens))
+        ivf.default_num_centroids(len(tokens))
     ]
     for k in ks:
         centroids, indptr, docs, _ = engine(args.scale, k, tokens, offsets)
@@ -94,7 +94,7 @@ def main() -> None:
             for full in [int(f) for f in args.full.split(",")]:
 
                 def run(qs, probe=probe, full=full):
-                    return _search.search(qs, centroids, [segment], 10, probe, full)
+                    return search.search(qs, centroids, [segment], 10, probe, full)
 
                 hits = run(queries)
                 recall = np.mean(

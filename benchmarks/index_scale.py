@@ -279,7 +279,7 @@ def _recall(
     them is a correct answer. A returned document is a hit when its exact
     score reaches the exact 10th score (scored here, by the same kernel).
     """
-    from pylate_clone.scores.maxsim import maxsim_flat
+    from pylate_clone.scores.kernels.maxsim import maxsim_flat
 
     tokens, lengths = scale_data.collection(scale, limit)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -371,7 +371,7 @@ def kernel_figures(scale: int, limit: int | None, repeats: int = 5) -> None:
 
     import torch
 
-    from pylate_clone.scores.maxsim import maxsim_flat
+    from pylate_clone.scores.kernels.maxsim import maxsim_flat
 
     tokens, lengths = scale_data.collection(scale, limit)
     lengths = lengths[: int(np.searchsorted(np.cumsum(lengths), 200_000)) + 1]

@@ -3,8 +3,8 @@
 Workload: 64 queries x 100 candidates of 20-180 tokens, dim 128. Prints the
 median time and achieved GFLOP/s (useful flops only: 2 * Lq * H * sum of real
 document tokens) of ``rank.rerank``, of the kernel under it
-(``scores.ragged.maxsim_ragged_batch``, fused numba kernel and BLAS block
-kernel) and of ``scores.maxsim.maxsim_flat`` (the same documents as one
+(``scores.kernels.ragged.maxsim_ragged_batch``, fused numba kernel and BLAS block
+kernel) and of ``scores.kernels.maxsim.maxsim_flat`` (the same documents as one
 float16 store, scored by ``--flat-queries`` queries in one call, and by one
 query), next to the GFLOP/s of one large dense float32 matmul. The machine is shared and noisy: every repeat times
 every contender back to back (so they see the same load) and each figure is
@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from pylate_clone import rank
-from pylate_clone.scores.maxsim import maxsim_flat
-from pylate_clone.scores.ragged import maxsim_ragged_batch
+from pylate_clone.scores.kernels.maxsim import maxsim_flat
+from pylate_clone.scores.kernels.ragged import maxsim_ragged_batch
 
 
 def unit(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:

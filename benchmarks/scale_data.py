@@ -153,13 +153,13 @@ def exact_top10(scale: int, limit: int | None = None) -> np.ndarray:
     """``(Q, 10)`` document numbers of the exact MaxSim top-10, cached.
 
     True MaxSim (a document's real tokens only), the semantics of
-    ``pylate_clone.scores.maxsim.maxsim_flat``.
+    ``pylate_clone.scores.kernels.maxsim.maxsim_flat``.
     """
     tag = f"scifact_x{scale}" + ("" if limit is None else f"_limit{limit}")
     path = CACHE / f"{tag}_exact.npy"
     if path.exists():
         return np.load(path)
-    from pylate_clone.scores.maxsim import maxsim_flat
+    from pylate_clone.scores.kernels.maxsim import maxsim_flat
 
     tokens, lengths = collection(scale, limit)
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)

@@ -21,7 +21,7 @@ import voyager
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import scale_data  # noqa: E402
 
-from pylate_clone.scores.maxsim import maxsim_flat  # noqa: E402
+from pylate_clone.scores.kernels.maxsim import maxsim_flat  # noqa: E402
 
 CACHE = scale_data.CACHE
 GRID = [  # (storage, M, ef_construction, stride)

@@ -15,7 +15,6 @@ The command line (:mod:`pylate_clone.cli`) and the HTTP server
 from __future__ import annotations
 
 import inspect
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -23,14 +22,6 @@ from typing import Any
 MANIFEST = "manifest.json"
 DEFAULT_KIND = "plaid"
 MODEL_SEED = 0
-
-# Kind recorded on disk -> names of the index classes able to open it, tried in
-# order (a folder of an older format may need the next class).
-_KIND_CLASSES: dict[str, tuple[str, ...]] = {
-    "plaid": ("PLAID", "FastPlaid"),
-    "voyager": ("Voyager",),
-    "exact": ("Exact",),
-}
 
 
 class ResourceError(ValueError):
@@ -43,11 +34,11 @@ def available_kinds() -> list[str]:
     Returns
     -------
     list[str]
-        The kinds whose first class exists in :mod:`pylate_clone.indexes`.
+        The kinds of :data:`pylate_clone.indexes.kinds.KIND_CLASSES`.
     """
-    from . import indexes
+    from .indexes import kinds
 
-    return [kind for kind, names in _KIND_CLASSES.items() if hasattr(indexes, names[0])]
+    return kinds.kind_names()
 
 
 def index_kind(index_folder: str | os.PathLike, index_name: str) -> str | None:
@@ -81,11 +72,13 @@ def index_kind(index_folder: str | os.PathLike, index_name: str) -> str | None:
         if path.exists() and not path.is_dir():
             raise ResourceError(f"{path} is a file, not an index folder.")
         return None
+    from .indexes import kinds
+
     try:
-        kind = json.loads(manifest.read_text(encoding="utf-8")).get("kind")
-    except (OSError, ValueError, AttributeError) as error:
+        kind = kinds.recorded_kind(path)
+    except (OSError, ValueError) as error:
         raise ResourceError(f"{manifest} cannot be read: {error}") from None
-    if kind not in _KIND_CLASSES:
+    if kind not in kinds.KIND_CLASSES:
         raise ResourceError(f"{manifest} records an unknown index kind {kind!r}.")
     return kind
 
@@ -135,6 +128,7 @@ def open_index(
         the recorded kind or is unknown, or if the folder cannot be read.
     """
     from . import indexes
+    from .indexes import kinds
 
     if kind is not None and kind not in available_kinds():
         raise ResourceError(
@@ -150,17 +144,14 @@ def open_index(
                 f"no index at {path}; build one with 'pylate-clone index' (serve "
                 "can start an empty one with --kind)."
             )
-        cls = getattr(indexes, _KIND_CLASSES[kind or DEFAULT_KIND][0])
+        cls = kinds.classes_for(kind or DEFAULT_KIND)[0]
         return _construct(cls, folder, name, quiet)
     if kind is not None and kind != recorded:
         raise ResourceError(
             f"{path} is a {recorded!r} index; --kind {kind!r} cannot change it."
         )
     first_error: Exception | None = None
-    for class_name in _KIND_CLASSES[recorded]:
-        cls = getattr(indexes, class_name, None)
-        if cls is None:
-            continue
+    for cls in kinds.classes_for(recorded):
         try:
             return _construct(cls, folder, name, quiet)
         except indexes.IndexFormatError as error:

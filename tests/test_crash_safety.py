@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 
 from pylate_clone import retrieve
-from pylate_clone.indexes._segments import SegmentStore
-from pylate_clone.indexes._storage import CRASH_ENV
+from pylate_clone.indexes.storage.faults import CRASH_ENV
+from pylate_clone.indexes.storage.segments import SegmentStore
 from tests.test_indexes import make_index, unit_docs
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,8 +16,8 @@ import shutil
 import pytest
 
 from pylate_clone import retrieve
-from pylate_clone.indexes._segments import SegmentStore
-from pylate_clone.indexes._storage import simulate_fault
+from pylate_clone.indexes.storage.faults import simulate_fault
+from pylate_clone.indexes.storage.segments import SegmentStore
 from tests.test_indexes import SEGMENTED, make_index, unit_docs
 
 ACTION = {"add": "add_documents", "remove": "remove_documents", "compact": "compact"}

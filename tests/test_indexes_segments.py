@@ -11,7 +11,7 @@ import pytest
 
 from pylate_clone import rank, retrieve
 from pylate_clone.indexes import IndexFormatError
-from pylate_clone.indexes._storage import write_lock
+from pylate_clone.indexes.storage.commit import write_lock
 from tests.test_indexes import DIM, SEGMENTED, make_index, top_ids, unit_docs
 
 
@@ -362,7 +362,7 @@ def test_empty_folder_listing_is_only_ours(tmp_path):
 
 
 def test_garbage_collection_waits_for_readers_opening_files(tmp_path):
-    from pylate_clone.indexes._storage import readers_lock
+    from pylate_clone.indexes.storage.commit import readers_lock
 
     docs = unit_docs(10, seed=36)
     index = make_index("exact", tmp_path)

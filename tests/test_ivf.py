@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pylate_clone.indexes import _ivf
+from pylate_clone.indexes.engine import ivf
 
 DIM = 32
 
@@ -21,9 +21,9 @@ def collection():
     lengths = rng.integers(1, 60, size=800)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     tokens = unit(rng, (offsets[-1], DIM))
-    centroids = _ivf.train_centroids(tokens[:5000], 128, seed=1)
-    codes = _ivf.assign(tokens, centroids)
-    indptr, docs = _ivf.build_lists(codes, offsets, 128)
+    centroids = ivf.train_centroids(tokens[:5000], 128, seed=1)
+    codes = ivf.assign(tokens, centroids)
+    indptr, docs = ivf.build_lists(codes, offsets, 128)
     return tokens, offsets, centroids, codes, indptr, docs
 
 
@@ -47,10 +47,10 @@ def test_codebook(collection):
     tokens, offsets, centroids, codes, indptr, docs = collection
     assert centroids.shape == (128, DIM) and centroids.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(centroids, axis=1), 1.0, atol=1e-5)
-    again = _ivf.train_centroids(tokens[:5000], 128, seed=1)
+    again = ivf.train_centroids(tokens[:5000], 128, seed=1)
     np.testing.assert_array_equal(centroids, again)  # seeded: deterministic
     np.testing.assert_array_equal(codes, np.argmax(tokens @ centroids.T, axis=1))
-    half = _ivf.assign(tokens.astype(np.float16), centroids, batch_size=300)
+    half = ivf.assign(tokens.astype(np.float16), centroids, batch_size=300)
     assert (half == codes).mean() > 0.99  # float16 storage barely moves codes
     # k-means improves on its random initialisation
     init = tokens[np.random.default_rng(1).choice(5000, 128, replace=False)]
@@ -72,7 +72,7 @@ def test_probe_equals_reference(collection, n_probe):
     tokens, offsets, centroids, codes, indptr, docs = collection
     rng = np.random.default_rng(n_probe)
     scores = unit(rng, (20, DIM)) @ centroids.T
-    got_rows, got = _ivf.probe(scores, indptr, docs, 800, n_probe)
+    got_rows, got = ivf.probe(scores, indptr, docs, 800, n_probe)
     want_rows, want = reference_probe(scores, indptr, docs, 800, n_probe)
     np.testing.assert_array_equal(got_rows, want_rows)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
@@ -85,14 +85,14 @@ def test_probe_finds_planted_document(collection):
     doc = tokens[offsets[planted] : offsets[planted + 1]]
     rng = np.random.default_rng(9)
     query = doc[:8] + 0.05 * rng.standard_normal(doc[:8].shape).astype(np.float32)
-    rows, approx = _ivf.probe(query @ centroids.T, indptr, docs, 800, 2)
+    rows, approx = ivf.probe(query @ centroids.T, indptr, docs, 800, 2)
     assert planted in rows
     assert rows[np.argmax(approx)] == planted
 
 
 def test_default_num_centroids():
-    assert _ivf.default_num_centroids(0) == 1
-    assert _ivf.default_num_centroids(10) == 8
+    assert ivf.default_num_centroids(0) == 1
+    assert ivf.default_num_centroids(10) == 8
     for t in (1_000, 815_632, 8_154_698):
-        k = _ivf.default_num_centroids(t)
+        k = ivf.default_num_centroids(t)
         assert k & (k - 1) == 0 and k <= 4 * t**0.5 < 2 * k

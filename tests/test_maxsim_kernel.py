@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from pylate_clone.scores.maxsim import maxsim_flat
-from pylate_clone.scores.ragged import maxsim_ragged_batch
+from pylate_clone.scores.kernels.maxsim import maxsim_flat
+from pylate_clone.scores.kernels.ragged import maxsim_ragged_batch
 
 DIM = 48
 

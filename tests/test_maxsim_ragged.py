@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from pylate_clone import rank
-from pylate_clone.scores import ragged
-from pylate_clone.scores.ragged import maxsim_ragged_batch
+from pylate_clone.scores.kernels import ragged
+from pylate_clone.scores.kernels.ragged import maxsim_ragged_batch
 
 # Around the kernel's tile sizes: 8 token rows, 16 / 32 query columns.
 LENGTHS = [0, 1, 2, 3, 7, 8, 9, 10, 15, 16, 17, 23, 40]

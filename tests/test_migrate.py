@@ -17,7 +17,7 @@ import pytest
 from conftest import FIXTURES
 
 from pylate_clone import indexes, rank, retrieve
-from pylate_clone.indexes._pylate_folders import read_plaid, read_voyager
+from pylate_clone.indexes.compat.pylate_folders import read_plaid, read_voyager
 from pylate_clone.indexes.migrate import describe_pylate_folder
 
 SOURCE = FIXTURES / "pylate-indexes"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pylate_clone.indexes import _ivf, _search
-from pylate_clone.scores.maxsim import maxsim_flat
+from pylate_clone.indexes.engine import ivf, search
+from pylate_clone.scores.kernels.maxsim import maxsim_flat
 
 DIM = 32
 
@@ -20,17 +20,17 @@ def make_segment(rng, n, centroids=None):
     lengths = rng.integers(2, 40, size=n)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     tokens = unit(rng, (offsets[-1], DIM)).astype(np.float16)
-    segment = _search.SegmentView(tokens=tokens, offsets=offsets)
+    segment = search.SegmentView(tokens=tokens, offsets=offsets)
     if centroids is not None:
-        codes = _ivf.assign(tokens, centroids)
-        segment.indptr, segment.docs = _ivf.build_lists(codes, offsets, len(centroids))
+        codes = ivf.assign(tokens, centroids)
+        segment.indptr, segment.docs = ivf.build_lists(codes, offsets, len(centroids))
     return segment
 
 
 @pytest.fixture()
 def setup():
     rng = np.random.default_rng(2)
-    centroids = _ivf.train_centroids(unit(rng, (4000, DIM)), 64, seed=0)
+    centroids = ivf.train_centroids(unit(rng, (4000, DIM)), 64, seed=0)
     big = make_segment(rng, 600, centroids)
     small = make_segment(rng, 25)  # a fresh segment without lists
     planted = 123
@@ -40,8 +40,8 @@ def setup():
 
 
 def run_both(centroids, segments, query, allowed=None, k=5):
-    approx = _search.search([query], centroids, segments, k, 4, 64, allowed)[0]
-    exact = _search.exact_search([query], segments, k, allowed)[0]
+    approx = search.search([query], centroids, segments, k, 4, 64, allowed)[0]
+    exact = search.exact_search([query], segments, k, allowed)[0]
     return approx, exact
 
 
@@ -72,7 +72,7 @@ def test_allowed_restricts_each_segment(setup):
     for hits in run_both(centroids, [big, small], query, allowed, k=10):
         rows = {(s, r) for s, r, _ in hits}
         assert rows <= {(0, 7), (0, 99), (0, 300), (1, 1)}
-    exact = _search.exact_search([query], [big, small], 10, allowed)[0]
+    exact = search.exact_search([query], [big, small], 10, allowed)[0]
     assert len(exact) == 4
     nothing = [np.zeros(0, np.int64), np.zeros(0, np.int64)]
     assert run_both(centroids, [big, small], query, nothing) == ([], [])
@@ -80,8 +80,8 @@ def test_allowed_restricts_each_segment(setup):
 
 def test_exact_search_many_queries_ties_and_k(setup):
     centroids, big, small, planted, query = setup
-    twin = _search.SegmentView(tokens=big.tokens.copy(), offsets=big.offsets.copy())
-    hits = _search.exact_search([query, query[:2]], [big, twin], 3)
+    twin = search.SegmentView(tokens=big.tokens.copy(), offsets=big.offsets.copy())
+    hits = search.exact_search([query, query[:2]], [big, twin], 3)
     assert len(hits) == 2
     # the same document in two segments ties: the lower segment number first
     assert [h[:2] for h in hits[0][:2]] == [(0, planted), (1, planted)]
@@ -108,19 +108,19 @@ def test_recall_against_exact_on_real_slice(minilm_dir, data_dir):
     lengths = np.array([len(d) for d in docs])
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     tokens = np.concatenate(docs).astype(np.float16)
-    k = _ivf.default_num_centroids(len(tokens))
-    centroids = _ivf.train_centroids(tokens[::4], k)
-    indptr, lists = _ivf.build_lists(_ivf.assign(tokens, centroids), offsets, k)
-    segment = _search.SegmentView(tokens, offsets, indptr, lists)
-    approx = _search.search(
+    k = ivf.default_num_centroids(len(tokens))
+    centroids = ivf.train_centroids(tokens[::4], k)
+    indptr, lists = ivf.build_lists(ivf.assign(tokens, centroids), offsets, k)
+    segment = search.SegmentView(tokens, offsets, indptr, lists)
+    approx = search.search(
         queries,
         centroids,
         [segment],
         10,
-        _search.default_n_ivf_probe(k),
-        _search.default_n_full_scores(300, 10),
+        search.default_n_ivf_probe(k),
+        search.default_n_full_scores(300, 10),
     )
-    exact = _search.exact_search(queries, [segment], 10)
+    exact = search.exact_search(queries, [segment], 10)
     recall = np.mean(
         [len({h[1] for h in a} & {h[1] for h in e}) / 10 for a, e in zip(approx, exact)]
     )

@@ -15,8 +15,6 @@ Indexes store user ids (str or int) in pickle-free, crash-safe folders; see
 guarantees. Native libraries are imported only when an index is constructed.
 """
 
-from ._idmap import DocumentId, normalize_id, normalize_ids
-from ._storage import IndexFormatError
 from .base import Base
 from .exact import Exact
 from .fast_plaid import FastPlaid
@@ -24,6 +22,8 @@ from .migrate import migrate_pylate_index
 from .plaid import PLAID
 from .scann import ScaNN
 from .stanford_plaid import StanfordPLAID
+from .storage.commit import IndexFormatError
+from .storage.idmap import DocumentId, normalize_id, normalize_ids
 from .tachiom import TachiomIndex
 from .tuning import recall_against_exact, recall_at_k
 from .voyager import Voyager

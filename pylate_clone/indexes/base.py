@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ._docs import fill_doc
-from ._idmap import DocumentId, DocumentIdMap, describe_ids, normalize_ids
-from ._storage import FolderStore, IndexFormatError
+from .storage.commit import FolderStore, IndexFormatError
+from .storage.idmap import DocumentId, DocumentIdMap, describe_ids, normalize_ids
 from .utils import as_matrices, check_k
 
 logger = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ class Base(ABC):
     Subclasses set ``is_end_to_end_index`` (``True`` when ``__call__`` returns
     final ranked results, ``False`` for token-level indexes whose hits the
     retriever reranks) and ``kind`` (the type recorded on disk). The user-id
-    mapping is one :class:`~pylate_clone.indexes._idmap.DocumentIdMap`.
+    mapping is one :class:`~pylate_clone.indexes.storage.idmap.DocumentIdMap`.
 
     Parameters
     ----------

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _search
 from ._docs import fill_doc
-from ._end_to_end import EndToEndIndex
+from .engine import search
+from .segmented.end_to_end import EndToEndIndex
+from .segmented.views import segment_view
 
 
 @fill_doc
@@ -47,5 +48,5 @@ class Exact(EndToEndIndex):
     def _search_hits(
         self, queries: list[np.ndarray], k: int, allowed: list[np.ndarray] | None
     ) -> list[list[tuple[int, int, float]]]:
-        views = [s.view() for s in self._segments]
-        return _search.exact_search(queries, views, k, allowed)
+        views = [segment_view(s) for s in self._segments]
+        return search.exact_search(queries, views, k, allowed)

@@ -2,7 +2,7 @@
 
 This is the PLAID of the previous release, kept for folders it wrote and for
 users who want fast-plaid's compressed index. Every write copies the live
-generation (``_generations``); :class:`indexes.PLAID` is the segment engine
+generation (``storage.generations``); :class:`indexes.PLAID` is the segment engine
 whose writes cost what they change.
 """
 
@@ -20,12 +20,13 @@ from typing import Any
 import torch
 
 from ._docs import fill_doc
-from ._generations import GenerationIndexMixin, IndexStore
-from ._idmap import DocumentId, normalize_id
-from ._plaid_params import plaid_settings
-from ._ragged import pack_folder, unpack_folder
-from ._storage import DEFAULT_LOCK_TIMEOUT, IndexFormatError, crash_point
 from .base import Base, EndToEndSearch
+from .compat.plaid_params import plaid_settings
+from .storage.commit import DEFAULT_LOCK_TIMEOUT, IndexFormatError
+from .storage.faults import crash_point
+from .storage.generations import GenerationIndexMixin, IndexStore
+from .storage.idmap import DocumentId, normalize_id
+from .storage.ragged import pack_folder, unpack_folder
 from .utils import (
     check_documents,
     check_timeout,
@@ -164,7 +165,7 @@ class FastPlaid(EndToEndSearch, GenerationIndexMixin, Base):
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         **kwargs: Any,
     ) -> None:
-        # locals() holds the arguments; _plaid_params.PARAMETERS picks PLAID's.
+        # locals() holds the arguments; compat.plaid_params.PARAMETERS picks PLAID's.
         settings = plaid_settings(type(self).__name__, kwargs, locals())
         self.__dict__.update(settings)
         self.lock_timeout = check_timeout(lock_timeout)

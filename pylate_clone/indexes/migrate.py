@@ -8,13 +8,14 @@ import shutil
 import uuid
 from pathlib import Path
 
-from ._pylate_folders import (
+from .base import Base
+from .compat.pylate_folders import (
     describe_pylate_folder,
     pylate_folder_kind,
     read_plaid,
     read_voyager,
 )
-from .base import Base
+from .kinds import classes_for
 from .plaid import PLAID
 from .voyager import Voyager
 
@@ -49,11 +50,8 @@ def _finish_interrupted(path: Path, backup: Path) -> bool:
 
 
 def _open(kind: str, path: Path, show_progress: bool) -> Base:
-    if kind == "voyager":
-        return Voyager(
-            index_folder=path.parent, index_name=path.name, show_progress=show_progress
-        )
-    return PLAID(
+    cls = classes_for(kind)[0]
+    return cls(
         index_folder=path.parent, index_name=path.name, show_progress=show_progress
     )
 

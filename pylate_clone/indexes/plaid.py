@@ -8,11 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from . import _ivf, _npy_stream, _search
-from ._end_to_end import EndToEndIndex
-from ._plaid_params import plaid_settings
-from ._segments import TOKENS, OpenSegment, Transaction
-from ._storage import DEFAULT_LOCK_TIMEOUT, IndexFormatError
+from .compat.plaid_params import plaid_settings
+from .engine import ivf, search
+from .segmented.end_to_end import EndToEndIndex
+from .segmented.views import segment_view
+from .storage import npy_stream
+from .storage.commit import DEFAULT_LOCK_TIMEOUT, IndexFormatError
+from .storage.segments import TOKENS, OpenSegment, Transaction
 from .tuning import Tunable
 
 SAMPLE_CAP = 1 << 18  # token vectors at most in the k-means sample
@@ -43,7 +45,7 @@ class PLAID(Tunable, EndToEndIndex):
     are validated and recorded but the engine keeps float16 vectors and runs
     on the CPU with numpy (``indexes.FastPlaid`` keeps the fast-plaid
     backend). ``n_ivf_probe`` / ``n_full_scores`` left to None use the
-    engine's measured defaults (``_search.default_*``); :meth:`tune` picks
+    engine's measured defaults (``search.default_*``); :meth:`tune` picks
     them for a sample of queries.
 
     Parameters
@@ -76,6 +78,11 @@ class PLAID(Tunable, EndToEndIndex):
     """
 
     kind = "plaid"
+    retired_versions = {
+        1: "was written by the fast-plaid PLAID of an earlier release (format 1). "
+        "Open it with indexes.FastPlaid(...), or rebuild it with indexes.PLAID to "
+        "get the segment engine."
+    }
 
     def __init__(
         self,
@@ -128,7 +135,7 @@ class PLAID(Tunable, EndToEndIndex):
 
     def _train(self, tokens_path: Path, num_tokens: int) -> np.ndarray:
         """k-means on a bounded random sample of a segment's tokens."""
-        k = _ivf.default_num_centroids(num_tokens)
+        k = ivf.default_num_centroids(num_tokens)
         size = min(
             num_tokens,
             k * self.max_points_per_centroid,
@@ -140,10 +147,10 @@ class PLAID(Tunable, EndToEndIndex):
         for start in range(0, num_tokens, _CHUNK):
             inside = picked[(picked >= start) & (picked < start + _CHUNK)]
             if len(inside):
-                block = _npy_stream.read_rows(tokens_path, start, start + _CHUNK)
+                block = npy_stream.read_rows(tokens_path, start, start + _CHUNK)
                 parts.append(np.asarray(block[inside - start], dtype=np.float32))
         sample = np.concatenate(parts)
-        return _ivf.train_centroids(sample, k, self.kmeans_niters, self.seed)
+        return ivf.train_centroids(sample, k, self.kmeans_niters, self.seed)
 
     def _finish_segment(
         self, state: Any, folder: Path, txn: Transaction, offsets: np.ndarray
@@ -156,15 +163,15 @@ class PLAID(Tunable, EndToEndIndex):
             txn.retrain = False
         codes = np.empty(num_tokens, dtype=np.int32)
         for start in range(0, num_tokens, _CHUNK):
-            block = _npy_stream.read_rows(tokens_path, start, start + _CHUNK)
-            codes[start : start + len(block)] = _ivf.assign(block, self._centroids)
-        indptr, docs = _ivf.build_lists(codes, offsets, len(self._centroids))
-        _npy_stream.save(folder / CODES, codes)
-        _npy_stream.save(folder / INDPTR, indptr)
-        _npy_stream.save(folder / DOCS, docs)
+            block = npy_stream.read_rows(tokens_path, start, start + _CHUNK)
+            codes[start : start + len(block)] = ivf.assign(block, self._centroids)
+        indptr, docs = ivf.build_lists(codes, offsets, len(self._centroids))
+        npy_stream.save(folder / CODES, codes)
+        npy_stream.save(folder / INDPTR, indptr)
+        npy_stream.save(folder / DOCS, docs)
 
     def _open_segment(self, segment: OpenSegment, folder: Path) -> None:
-        from ._segments import _load_npy
+        from .storage.segments import _load_npy
 
         indptr = _load_npy(folder / INDPTR)
         docs = _load_npy(folder / DOCS)
@@ -178,14 +185,14 @@ class PLAID(Tunable, EndToEndIndex):
     # -- search ------------------------------------------------------------------
 
     def _knobs(self, k: int) -> tuple[int, int]:
-        probe = self.n_ivf_probe or _search.default_n_ivf_probe(len(self._centroids))
-        full = self.n_full_scores or _search.default_n_full_scores(len(self._ids), k)
+        probe = self.n_ivf_probe or search.default_n_ivf_probe(len(self._centroids))
+        full = self.n_full_scores or search.default_n_full_scores(len(self._ids), k)
         return probe, full
 
     def _search_hits(
         self, queries: list[np.ndarray], k: int, allowed: list[np.ndarray] | None
     ) -> list[list[tuple[int, int, float]]]:
-        views = [s.view() for s in self._segments]
+        views = [segment_view(s) for s in self._segments]
         if allowed is None:
             tokens = sum(len(s.tokens) for s in self._segments)
         else:
@@ -193,10 +200,10 @@ class PLAID(Tunable, EndToEndIndex):
                 int((s.offsets[a + 1] - s.offsets[a]).sum())
                 for s, a in zip(self._segments, allowed)
             )
-        if _search.prefer_exact(tokens):
-            return _search.exact_search(queries, views, k, allowed)
+        if search.prefer_exact(tokens):
+            return search.exact_search(queries, views, k, allowed)
         probe, full = self._knobs(k)
-        return _search.search(queries, self._centroids, views, k, probe, full, allowed)
+        return search.search(queries, self._centroids, views, k, probe, full, allowed)
 
     # -- tuning hooks (see tuning.py) -------------------------------------------
 
@@ -218,8 +225,8 @@ class PLAID(Tunable, EndToEndIndex):
     def _search_keys(
         self, query: np.ndarray, k: int, n_ivf_probe: int, n_full_scores: int
     ) -> list[tuple[int, int]]:
-        views = [s.view() for s in self._segments]
-        hits = _search.search(
+        views = [segment_view(s) for s in self._segments]
+        hits = search.search(
             [query], self._centroids, views, k, n_ivf_probe, n_full_scores
         )[0]
         return [(s, r) for s, r, _ in hits]

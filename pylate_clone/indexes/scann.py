@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 import tqdm
 
-from ._generations import GenerationIndexMixin, IndexStore
-from ._idmap import DocumentId, DocumentIdMap, describe_ids, normalize_ids
-from ._storage import IndexFormatError, crash_point
 from .base import Base
+from .storage.commit import IndexFormatError
+from .storage.faults import crash_point
+from .storage.generations import GenerationIndexMixin, IndexStore
+from .storage.idmap import DocumentId, DocumentIdMap, describe_ids, normalize_ids
 from .utils import (
     as_matrices,
     check_documents,

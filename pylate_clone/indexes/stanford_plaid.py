@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._plaid_params import STANFORD_ONLY
-from ._unavailable import UnavailableBackend
+from .compat.plaid_params import STANFORD_ONLY
+from .compat.unavailable import UnavailableBackend
 from .utils import reshape_embeddings
 
 __all__ = ["StanfordPLAID", "reshape_embeddings", "stanford_plaid_from_plaid_args"]

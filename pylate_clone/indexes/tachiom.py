@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._unavailable import UnavailableBackend
+from .compat.unavailable import UnavailableBackend
 
 
 class TachiomIndex(UnavailableBackend):

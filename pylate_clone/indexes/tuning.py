@@ -1,6 +1,6 @@
 """Recall against exact MaxSim, and the search-knob tuner of PLAID and Voyager.
 
-The reference is always :func:`pylate_clone.indexes._search.exact_search`
+The reference is always :func:`pylate_clone.indexes.engine.search.exact_search`
 over the index's own stored vectors, so recall measures only what the
 approximate search loses (PyLate's issue #83 asked for exactly this).
 """
@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _search
+from .engine import search
+from .segmented.views import IndexSnapshot, snapshot
 from .utils import as_matrices, check_k, to_float32_numpy
 
 Key = tuple[int, int]  # (segment number, row)
@@ -38,18 +39,19 @@ def recall_at_k(got: list[list[Any]], reference: list[list[Any]], k: int) -> flo
     return float(np.mean(values)) if values else 1.0
 
 
-def _queries(index: Any, queries_embeddings: Any) -> list[np.ndarray]:
-    index._sync()
-    if not len(index._ids):
+def _queries(
+    index: Any, queries_embeddings: Any
+) -> tuple[list[np.ndarray], IndexSnapshot]:
+    state = snapshot(index)
+    if not state.num_docs:
         raise ValueError("The index is empty. Please add documents before tuning.")
-    queries = as_matrices(queries_embeddings, "queries_embeddings", index._dim)
-    return [to_float32_numpy(q) for q in queries]
+    queries = as_matrices(queries_embeddings, "queries_embeddings", state.dim)
+    return [to_float32_numpy(q) for q in queries], state
 
 
-def _exact_keys(index: Any, queries: list[np.ndarray], k: int) -> list[list[Key]]:
-    views = [s.view() for s in index._segments]
+def _exact_keys(views: list, queries: list[np.ndarray], k: int) -> list[list[Key]]:
     return [
-        [(s, r) for s, r, _ in hits] for hits in _search.exact_search(queries, views, k)
+        [(s, r) for s, r, _ in hits] for hits in search.exact_search(queries, views, k)
     ]
 
 
@@ -73,8 +75,8 @@ def recall_against_exact(
         ``n_full_scores``; Voyager: ``ef_search``, ``k_token``).
     """
     k = check_k(k)
-    queries = _queries(index, queries_embeddings)
-    reference = _exact_keys(index, queries, k)
+    queries, state = _queries(index, queries_embeddings)
+    reference = _exact_keys(state.views, queries, k)
     setting = {**index._current_setting(k), **settings}
     got = [index._search_keys(q, k, **setting) for q in queries]
     return recall_at_k(got, reference, k)
@@ -115,12 +117,12 @@ def tune(
     k = check_k(k)
     if not 0 < float(target_recall) <= 1:
         raise ValueError(f"target_recall must be in (0, 1], got {target_recall!r}.")
-    queries = _queries(index, queries_embeddings)
-    views = [s.view() for s in index._segments]
+    queries, state = _queries(index, queries_embeddings)
+    views = state.views
     reference, times = [], []
     for query in queries:
         start = time.perf_counter()
-        hits = _search.exact_search([query], views, k)[0]
+        hits = search.exact_search([query], views, k)[0]
         times.append(time.perf_counter() - start)
         reference.append([(s, r) for s, r, _ in hits])
     table = [{"exact": True, "recall": 1.0, "p50_ms": 1e3 * float(np.median(times))}]

@@ -11,7 +11,7 @@ import torch
 from ..utils.validation import as_matrices as _as_matrices
 from ..utils.validation import check_finite as _check_finite
 from ..utils.validation import check_int
-from ._idmap import DocumentId, describe_ids, normalize_ids
+from .storage.idmap import DocumentId, describe_ids, normalize_ids
 
 
 def np_dtype_for(dtype: Any) -> type | None:

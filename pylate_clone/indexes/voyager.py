@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from ..scores.maxsim import maxsim_flat
-from ._segments import TOKENS, OpenSegment, Transaction
-from ._storage import DEFAULT_LOCK_TIMEOUT, IndexFormatError
-from .segmented import SegmentedIndex
+from ..scores.kernels.maxsim import maxsim_flat
+from .segmented.index import SegmentedIndex
+from .storage.commit import DEFAULT_LOCK_TIMEOUT, IndexFormatError
+from .storage.segments import TOKENS, OpenSegment, Transaction
 from .tuning import Tunable
 from .utils import as_matrices, check_int, check_k, to_float32_numpy
 

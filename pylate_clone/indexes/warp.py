@@ -12,8 +12,8 @@ from typing import Any
 import torch
 
 from ..rank import RerankResult
-from ._idmap import DocumentId, describe_ids, normalize_id, normalize_ids
-from ._storage import IndexFormatError, atomic_write_bytes
+from .storage.commit import IndexFormatError, atomic_write_bytes
+from .storage.idmap import DocumentId, describe_ids, normalize_id, normalize_ids
 from .utils import as_matrices, check_documents, check_k, convert_embeddings_to_torch
 
 logger = logging.getLogger(__name__)

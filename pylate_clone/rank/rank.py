@@ -9,7 +9,7 @@ from typing import Any, TypedDict
 
 import torch
 
-from ..scores.ragged import maxsim_ragged, maxsim_ragged_batch
+from ..scores.kernels.ragged import maxsim_ragged, maxsim_ragged_batch
 from ..utils.tensor import convert_to_tensor
 from ..utils.validation import check_finite, check_matrix, is_plain_matrix
 

@@ -9,9 +9,9 @@ Interface contract (used by ``indexes.plaid`` / ``indexes.exact``; keep it
 stable):
 
 ``search(queries, centroids, segments, k, n_ivf_probe, n_full_scores)``
-    PLAID: IVF candidates per segment (``_ivf.probe``), the best
+    PLAID: IVF candidates per segment (``ivf.probe``), the best
     ``n_full_scores`` by approximate score across segments, re-scored exactly
-    (``scores.maxsim.maxsim_flat``), top ``k``.
+    (``scores.kernels.maxsim.maxsim_flat``), top ``k``.
 ``exact_search(queries, segments, k)``
     Exact MaxSim over every live document.
 ``default_n_ivf_probe(num_centroids)``, ``default_n_full_scores(num_docs, k)``
@@ -33,9 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..scores.maxsim import maxsim_flat
-from ..utils.threads import one_torch_thread
-from . import _ivf
+from ...scores.kernels.maxsim import maxsim_flat
+from ...utils.threads import one_torch_thread
+from . import ivf
 
 Hit = tuple[int, int, float]  # (segment number, row in segment, score)
 
@@ -71,7 +71,7 @@ class SegmentView:
 def default_n_ivf_probe(num_centroids: int) -> int:
     """Centroids probed per query token when ``n_ivf_probe`` is None.
 
-    8, as PyLate; with the default codebook (``_ivf.default_num_centroids``)
+    8, as PyLate; with the default codebook (``ivf.default_num_centroids``)
     it reached recall@10 >= 0.95 against exact MaxSim with 512 re-scored
     candidates on SciFact (docs/index_engine.md, "Choosing the defaults").
     """
@@ -160,7 +160,7 @@ def search(
     """PLAID-style top ``k`` of each query (approximate candidates, exact scores).
 
     Per query: every segment's IVF lists give candidates and approximate
-    scores (``_ivf.probe``); deleted rows and rows outside ``allowed`` are
+    scores (``ivf.probe``); deleted rows and rows outside ``allowed`` are
     dropped; the best ``n_full_scores`` across segments are re-scored with
     exact MaxSim from the stored vectors and the best ``k`` returned. A
     segment without IVF lists (``indptr`` None) is scanned exactly.
@@ -181,7 +181,7 @@ def search(
                 r = _rows(segment, subset)
                 exact.append((s, r))
                 continue
-            r, a = _ivf.probe(
+            r, a = ivf.probe(
                 centroid_scores,
                 segment.indptr,
                 segment.docs,

@@ -1,4 +1,4 @@
-"""File-system primitives shared by every index layout: atomic writes, locks, hooks.
+"""File-system primitives shared by every index layout: atomic writes, locks, commit point.
 
 Nothing here knows about segments or generations. It is the one place where
 index files are written (so that the test-only fault hook sees every write),
@@ -6,14 +6,8 @@ fsynced, atomically replaced and locked; :class:`FolderStore` is the part of
 an index folder both layouts share (the manifest as commit point, the
 foreign-folder check, file verification, the garbage sweep).
 
-Test hooks (never set in normal use):
-
-* ``PYLATE_CLONE_TEST_CRASH_AT=<name>``: the process SIGKILLs itself when it
-  reaches :func:`crash_point` ``(name)``.
-* ``PYLATE_CLONE_TEST_FAULT=<ERRNO>:<n>`` (or :func:`simulate_fault`): the
-  ``n``-th file written through :func:`open_for_write` from then on fails with
-  ``OSError(ERRNO)`` (``ENOSPC``, ``EACCES``, ``EROFS``...), as a full disk, a
-  permission change or a read-only remount would part-way through a commit.
+The test-only fault hook lives in :mod:`.faults`; :func:`open_for_write`
+calls it before every file it creates.
 """
 
 from __future__ import annotations
@@ -24,70 +18,28 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-CRASH_ENV = "PYLATE_CLONE_TEST_CRASH_AT"
-FAULT_ENV = "PYLATE_CLONE_TEST_FAULT"
+from .faults import crash_point, maybe_fail
+
 HASH_LIMIT = 1 << 20  # files up to 1 MiB are also checksummed
 WRITE_LOCK = ".write.lock"
 READERS_LOCK = ".readers.lock"
 DEFAULT_LOCK_TIMEOUT = 60.0
 MANIFEST = "manifest.json"
 
-_fault: dict[str, int] = {}
-
 
 class IndexFormatError(ValueError):
     """An index folder holds a missing, truncated, foreign or inconsistent file."""
 
 
-def crash_point(name: str) -> None:
-    """Kill the current process with SIGKILL if the test hook names ``name``."""
-    if os.environ.get(CRASH_ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-@contextlib.contextmanager
-def simulate_fault(error: str, nth: int = 1) -> Iterator[None]:
-    """Test hook: make the ``nth`` file write inside the block fail with ``error``.
-
-    Parameters
-    ----------
-    error
-        An errno name such as ``"ENOSPC"``, ``"EACCES"`` or ``"EROFS"``.
-    nth
-        Which write fails (1 = the first).
-    """
-    _fault.clear()
-    _fault.update(code=getattr(errno_module, error), left=nth)
-    try:
-        yield
-    finally:
-        _fault.clear()
-
-
-def _maybe_fail(path: Path) -> None:
-    if not _fault and os.environ.get(FAULT_ENV):
-        name, _, nth = os.environ[FAULT_ENV].partition(":")
-        _fault.update(code=getattr(errno_module, name), left=int(nth or 1))
-        os.environ.pop(FAULT_ENV)
-    if not _fault:
-        return
-    _fault["left"] -= 1
-    if _fault["left"] == 0:
-        code = _fault.pop("code")
-        _fault.clear()
-        raise OSError(code, os.strerror(code), str(path))
-
-
 def open_for_write(path: Path) -> IO[bytes]:
     """Create ``path`` for writing (the one entry point the fault hook watches)."""
-    _maybe_fail(path)
+    maybe_fail(path)
     return open(path, "xb")
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._storage import open_for_write
+from .commit import open_for_write
 
 _HEADER_BYTES = 128  # magic (6) + version (2) + length (2) + padded dict
 

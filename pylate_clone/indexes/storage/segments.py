@@ -29,21 +29,19 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import _npy_stream
-from ._search import SegmentView
-from ._storage import (
+from . import npy_stream
+from .commit import (
     MANIFEST,
     FolderStore,
     IndexFormatError,
     atomic_write_bytes,
     check_file,
-    crash_point,
     describe_file,
     describe_files,
     fsync_path,
@@ -52,6 +50,7 @@ from ._storage import (
     readers_lock,
     write_file,
 )
+from .faults import crash_point
 
 FORMAT = "pylate_clone.index"
 FORMAT_VERSION = 2
@@ -81,6 +80,17 @@ class SegmentStore(FolderStore):
         "otherwise rebuild the index, or pass override=True to replace this folder."
     )
 
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        kind: str,
+        retired_versions: Mapping[int, str] | None = None,
+    ) -> None:
+        super().__init__(path, kind)
+        # Older format versions of this kind that this code no longer reads,
+        # each with the advice its error gives (the kind knows, not the store).
+        self.retired_versions = dict(retired_versions or {})
+
     def _is_ours(self, name: str) -> bool:
         return bool(_OURS.match(name)) or name.startswith(_LEFTOVER)
 
@@ -93,7 +103,7 @@ class SegmentStore(FolderStore):
         ------
         IndexFormatError
             For a foreign, truncated or malformed manifest, another kind, or
-            another format version (format 1 PLAID folders name the fix).
+            another format version (a retired version gives the kind's advice).
         """
         manifest = load_json(self.manifest_path)
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
@@ -106,11 +116,9 @@ class SegmentStore(FolderStore):
                 f"{self.manifest_path} describes a {manifest.get('kind')!r} index, "
                 f"not a {self.kind!r} one."
             )
-        if version == 1 and self.kind == "plaid":
+        if version in self.retired_versions:
             raise IndexFormatError(
-                f"{self.manifest_path} was written by the fast-plaid PLAID of an "
-                "earlier release (format 1). Open it with indexes.FastPlaid(...), "
-                "or rebuild it with indexes.PLAID to get the segment engine."
+                f"{self.manifest_path} {self.retired_versions[version]}"
             )
         if version != FORMAT_VERSION:
             raise IndexFormatError(
@@ -215,13 +223,13 @@ class SegmentStore(FolderStore):
         path = self.path / name
         with contextlib.suppress(FileNotFoundError):
             path.unlink()  # leftover of an interrupted write of this generation
-        _npy_stream.save(path, np.unique(np.asarray(rows, dtype=np.int32)))
+        npy_stream.save(path, np.unique(np.asarray(rows, dtype=np.int32)))
         return {"file": name, "count": int(len(np.unique(rows))), **describe_file(path)}
 
     def write_array(self, stem: str, array: np.ndarray) -> dict[str, Any]:
         """A new index-level array file ``<stem>-<hex>.npy`` and its record."""
         name = f"{stem}-{uuid.uuid4().hex[:16]}.npy"
-        _npy_stream.save(self.path / name, array)
+        npy_stream.save(self.path / name, array)
         fsync_path(self.path, directory=True)
         return {"file": name, **describe_file(self.path / name)}
 
@@ -287,15 +295,6 @@ class OpenSegment:
     def live_rows(self) -> np.ndarray:
         rows = np.arange(len(self.ids), dtype=np.int64)
         return rows if self.live is None else rows[self.live]
-
-    def view(self) -> SegmentView:
-        return SegmentView(
-            tokens=self.tokens,
-            offsets=self.offsets,
-            indptr=self.extra.get("indptr"),
-            docs=self.extra.get("docs"),
-            live=self.live,
-        )
 
     def matrix(self, row: int) -> np.ndarray:
         start, end = int(self.offsets[row]), int(self.offsets[row + 1])

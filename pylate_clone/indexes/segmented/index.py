@@ -26,19 +26,18 @@ from typing import Any
 import numpy as np
 import tqdm
 
-from . import _npy_stream
-from ._idmap import DocumentId, DocumentIdMap, describe_ids, normalize_ids
-from ._merge import MergeMixin
-from ._segments import OFFSETS, TOKENS, OpenSegment, SegmentStore, Transaction
-from ._storage import (
+from ..base import Base
+from ..storage import npy_stream
+from ..storage.commit import (
     DEFAULT_LOCK_TIMEOUT,
     IndexFormatError,
-    crash_point,
     describe_os_error,
     write_lock,
 )
-from .base import Base
-from .utils import (
+from ..storage.faults import crash_point
+from ..storage.idmap import DocumentId, DocumentIdMap, describe_ids, normalize_ids
+from ..storage.segments import OFFSETS, TOKENS, OpenSegment, SegmentStore, Transaction
+from ..utils import (
     as_batches,
     check_documents,
     check_finite,
@@ -46,6 +45,7 @@ from .utils import (
     check_timeout,
     to_float32_numpy,
 )
+from .merge import MergeMixin
 
 _SLICE_DOCS = 2048  # documents concatenated at a time while writing
 
@@ -70,6 +70,8 @@ class SegmentedIndex(MergeMixin, Base):
     """
 
     storage_dtype: type = np.float16
+    # Format versions of this kind's folders no longer read -> the advice.
+    retired_versions: dict[int, str] = {}
 
     def __init__(
         self,
@@ -82,7 +84,7 @@ class SegmentedIndex(MergeMixin, Base):
         super().__init__(index_folder, index_name, override)
         self.show_progress = bool(show_progress)
         self.lock_timeout = check_timeout(lock_timeout)
-        self._store = SegmentStore(self.index_path, self.kind)
+        self._store = SegmentStore(self.index_path, self.kind, self.retired_versions)
         self._reload_lock = threading.RLock()
         self._segments: list[OpenSegment] = []
         self._manifest: dict[str, Any] | None = None
@@ -322,7 +324,7 @@ class SegmentedIndex(MergeMixin, Base):
                     if writer is None:
                         self._dim = int(block.shape[1])
                         txn.params = {**txn.params, **self._params()}
-                        writer = _npy_stream.NpyAppender(
+                        writer = npy_stream.NpyAppender(
                             staging / TOKENS, self.storage_dtype, (self._dim,)
                         )
                     self._on_batch(state, block, total)
@@ -343,7 +345,7 @@ class SegmentedIndex(MergeMixin, Base):
         finally:
             bar.close()
         offsets_array = np.concatenate(offsets)
-        _npy_stream.save(staging / OFFSETS, offsets_array)
+        npy_stream.save(staging / OFFSETS, offsets_array)
         self._finish_segment(state, staging, txn, offsets_array)
         if replace:
             self._tombstone(txn, [i for i in written if i in self._ids])

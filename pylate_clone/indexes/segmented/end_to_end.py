@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from .base import EndToEndSearch
-from .segmented import SegmentedIndex
-from .utils import per_query_subsets, to_float32_numpy
+from ..base import EndToEndSearch
+from ..utils import per_query_subsets, to_float32_numpy
+from .index import SegmentedIndex
 
 
 class EndToEndIndex(EndToEndSearch, SegmentedIndex):

@@ -6,7 +6,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from .utils import check_int
+from ..utils import check_int
 
 STANFORD_ONLY = (
     "embedding_size",

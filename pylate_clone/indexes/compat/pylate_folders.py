@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ._storage import IndexFormatError
+from ..storage.commit import IndexFormatError
 
 VOYAGER_FILES = (
     "index.voyager",

@@ -26,14 +26,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ._idmap import DocumentIdMap
-from ._storage import (
+from .commit import (
     DEFAULT_LOCK_TIMEOUT,
     MANIFEST,
     FolderStore,
     IndexFormatError,
     atomic_write_bytes,
-    crash_point,
     describe_files,
     fsync_path,
     fsync_tree,
@@ -41,6 +39,8 @@ from ._storage import (
     readers_lock,
     write_lock,
 )
+from .faults import crash_point
+from .idmap import DocumentIdMap
 
 IDS_FILE = "ids.json"
 FORMAT = "pylate_clone.index"

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..utils.threads import one_torch_thread, outer_num_threads
+from ...utils.threads import one_torch_thread, outer_num_threads
 
 # A read-only memory map is only ever read here; torch's warning about
 # non-writable arrays would otherwise reach the user once per process.

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ._segments import OpenSegment
-from ._storage import crash_point
+from ..storage.faults import crash_point
+from ..storage.segments import OpenSegment
 
 MAX_SEGMENTS = 8
 MERGE_FACTOR = 4

@@ -1,0 +1,1 @@
+"""PyLate compatibility: its folder formats, its PLAID parameters, absent backends."""
