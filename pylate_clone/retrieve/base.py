@@ -106,9 +106,12 @@ class BaseRetriever:
         batch_size = check_int(
             "batch_size", self.default_batch_size if batch_size is None else batch_size
         )
-        queries = as_matrices(queries_embeddings, "queries_embeddings")
         if getattr(self.index, "is_end_to_end_index", False):
-            return self.index(queries, k=k, subset=subset)
+            # The index's __call__ is a public entry that checks the queries
+            # (against its dimension too); checking them here as well would
+            # do the work twice.
+            return self.index(queries_embeddings, k=k, subset=subset)
+        queries = as_matrices(queries_embeddings, "queries_embeddings")
         subsets = per_query_subsets(subset, len(queries))
         if device is None:
             first = queries[0]
