@@ -12,9 +12,16 @@ from typing import Any
 import torch
 
 from ..rank import RerankResult
+from .base import Base
 from .storage.commit import IndexFormatError, atomic_write_bytes
-from .storage.idmap import DocumentId, describe_ids, normalize_id, normalize_ids
-from .utils import as_matrices, check_documents, check_k, convert_embeddings_to_torch
+from .storage.idmap import DocumentId, DocumentIdMap, normalize_ids
+from .utils import (
+    as_matrices,
+    check_documents,
+    check_k,
+    convert_embeddings_to_torch,
+    per_query_subsets,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +40,7 @@ def _import_warp_search():
     return search
 
 
-class WARP:
+class WARP(Base):
     """End-to-end multi-vector index on WARP (``xtr-warp-rs``, Rust engine).
 
     WARP compresses token vectors with centroids and residual codes and scores
@@ -61,6 +68,7 @@ class WARP:
     """
 
     is_end_to_end_index = True
+    kind = "warp"
 
     def __init__(
         self,
@@ -88,7 +96,7 @@ class WARP:
         mmap: bool = True,
     ) -> None:
         search = _import_warp_search()
-        self.index_folder, self.index_name = str(index_folder), index_name
+        super().__init__(index_folder, index_name, override)
         self.nbits, self.kmeans_niters = nbits, kmeans_niters
         self.max_points_per_centroid = max_points_per_centroid
         self.n_samples_kmeans, self.seed, self.use_triton = (
@@ -103,7 +111,6 @@ class WARP:
         self.batch_size, self.num_threads = batch_size, num_threads
         self.show_progress, self.dtype, self.mmap = show_progress, dtype, mmap
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.index_path = os.path.join(self.index_folder, index_name)
         if override and os.path.exists(self.index_path):
             shutil.rmtree(self.index_path)
         os.makedirs(self.index_path, exist_ok=True)
@@ -111,8 +118,9 @@ class WARP:
         self.warp = search.XTRWarp(
             index=os.path.join(self.index_path, WARP_DIR), device=self.device
         )
-        self._warp_to_doc: dict[int, DocumentId] = {}
-        self._doc_to_warp: dict[DocumentId, int] = {}
+        # Document ids live in the shared DocumentIdMap (dense positions);
+        # ``_warp_ids[position]`` is WARP's own passage id for that document.
+        self._warp_ids: list[int] = []
         self._loaded = False
         self.is_indexed = self._ids_path.exists()
         if self.is_indexed:
@@ -124,38 +132,28 @@ class WARP:
     def _read_ids(self) -> None:
         try:
             data = json.loads(self._ids_path.read_text(encoding="utf-8"))
-            pairs = zip(data["warp_ids"], data["documents_ids"], strict=True)
-            self._warp_to_doc = {int(w): normalize_id(d) for w, d in pairs}
+            warp_ids = [int(w) for w in data["warp_ids"]]
+            ids = DocumentIdMap(data["documents_ids"])
+            if len(ids) != len(warp_ids) or len(set(warp_ids)) != len(warp_ids):
+                raise ValueError("warp_ids and documents_ids do not pair up")
         except (ValueError, KeyError, TypeError) as error:
             raise IndexFormatError(
                 f"{self._ids_path} is not a valid WARP id mapping ({error})."
             ) from None
-        self._doc_to_warp = {d: w for w, d in self._warp_to_doc.items()}
+        self._ids, self._warp_ids = ids, warp_ids
 
     def _write_ids(self) -> None:
-        data = {
-            "warp_ids": list(self._warp_to_doc),
-            "documents_ids": list(self._warp_to_doc.values()),
-        }
+        data = {"warp_ids": self._warp_ids, "documents_ids": self._ids.ids}
         atomic_write_bytes(self._ids_path, json.dumps(data).encode("utf-8"))
+
+    def _warp_of(self, documents_ids: list[DocumentId]) -> list[int]:
+        """WARP passage ids of the known ids among ``documents_ids`` (order kept)."""
+        return [self._warp_ids[p] for p in self._ids.positions(documents_ids)]
 
     def _ensure_loaded(self) -> None:
         if not self._loaded:
             self.warp.load(device=self.device, dtype=self.dtype, mmap=self.mmap)
             self._loaded = True
-
-    def __len__(self) -> int:
-        """Number of documents in the index."""
-        return len(self._doc_to_warp)
-
-    def __contains__(self, document_id: object) -> bool:
-        """Whether ``document_id`` is indexed."""
-        return document_id in self._doc_to_warp
-
-    @property
-    def documents_ids(self) -> list[DocumentId]:
-        """Indexed ids."""
-        return list(self._doc_to_warp)
 
     # -- mutation ----------------------------------------------------------------------
 
@@ -168,7 +166,7 @@ class WARP:
         ignored: WARP batches internally.
         """
         ids, matrices = check_documents(documents_ids, documents_embeddings)
-        known = [i for i, d in enumerate(ids) if d in self._doc_to_warp]
+        known = [i for i, d in enumerate(ids) if d in self._ids]
         if known:
             self.update_documents([ids[i] for i in known], [matrices[i] for i in known])
             fresh = [i for i in range(len(ids)) if i not in set(known)]
@@ -200,40 +198,32 @@ class WARP:
                 show_progress=self.show_progress,
             )
         self._ensure_loaded()
-        for warp_id, document_id in zip(warp_ids, ids):
-            self._warp_to_doc[int(warp_id)] = document_id
-            self._doc_to_warp[document_id] = int(warp_id)
+        self._ids.extend(ids)
+        self._warp_ids.extend(int(w) for w in warp_ids)
         self._write_ids()
         return self
 
     def remove_documents(self, documents_ids: Any) -> WARP:
         """Remove documents; unknown ids are skipped with a warning naming them."""
-        ids = normalize_ids(documents_ids)
-        unknown = [d for d in ids if d not in self._doc_to_warp]
-        if unknown:
-            logger.warning(
-                "remove_documents: %d id(s) not in the index were skipped: %s",
-                len(unknown),
-                describe_ids(unknown),
-            )
-        warp_ids = [
-            self._doc_to_warp.pop(d) for d in dict.fromkeys(ids) if d not in unknown
-        ]
-        for warp_id in warp_ids:
-            del self._warp_to_doc[warp_id]
-        if warp_ids:
-            self._write_ids()
-            self.warp.delete(warp_ids)
-            self.warp.compact(reload=True, show_progress=self.show_progress)
+        ids = self._known_for_removal(documents_ids)
+        if not ids:
+            return self
+        positions = self._ids.positions(ids)
+        removed = [self._warp_ids[p] for p in positions]
+        keep = self._ids.remove_positions(positions) >= 0
+        self._warp_ids = [w for w, k in zip(self._warp_ids, keep.tolist()) if k]
+        self._write_ids()
+        self.warp.delete(removed)
+        self.warp.compact(reload=True, show_progress=self.show_progress)
         return self
 
     def update_documents(self, documents_ids: Any, documents_embeddings: Any) -> WARP:
         """Replace the vectors of indexed documents; unknown ids are added."""
         ids, matrices = check_documents(documents_ids, documents_embeddings)
-        known = [i for i, d in enumerate(ids) if d in self._doc_to_warp]
+        known = [i for i, d in enumerate(ids) if d in self._ids]
         if known:
             self.warp.update(
-                passage_ids=[self._doc_to_warp[ids[i]] for i in known],
+                passage_ids=self._warp_of([ids[i] for i in known]),
                 embeddings_source=convert_embeddings_to_torch(
                     [matrices[i] for i in known]
                 ),
@@ -259,19 +249,14 @@ class WARP:
             as_matrices(queries_embeddings, "queries_embeddings")
         )
         warp_subset = None
-        if subset is not None:
-            subset = list(subset)
-            per_query = bool(subset) and isinstance(subset[0], (list, tuple))
-            groups = subset if per_query else [subset]
-            mapped = [
-                [
-                    self._doc_to_warp[d]
-                    for d in normalize_ids(g)
-                    if d in self._doc_to_warp
-                ]
-                for g in groups
-            ]
-            warp_subset = mapped if per_query else mapped[0]
+        groups = per_query_subsets(subset, len(queries))
+        if groups is not None:
+            # One shared list is passed flat, as WARP takes it; per-query lists
+            # as one list per query. Unknown ids are dropped, as PyLate does.
+            shared = all(g is groups[0] for g in groups)
+            chosen = groups[:1] if shared else groups
+            mapped = [self._warp_of(normalize_ids(g)) for g in chosen]
+            warp_subset = mapped[0] if shared else mapped
         hits = self.warp.search(
             queries_embeddings=queries,
             top_k=k,
@@ -285,11 +270,13 @@ class WARP:
             subset=warp_subset,
             show_progress=self.show_progress,
         )
+        position_of = {w: p for p, w in enumerate(self._warp_ids)}
         results = []
         for query_hits in hits:
             ranked, seen = [], set()
             for warp_id, score in query_hits:
-                document_id = self._warp_to_doc.get(int(warp_id))
+                position = position_of.get(int(warp_id))
+                document_id = None if position is None else self._ids.id_at(position)
                 if document_id is not None and document_id not in seen:
                     seen.add(document_id)
                     ranked.append(RerankResult(id=document_id, score=float(score)))
