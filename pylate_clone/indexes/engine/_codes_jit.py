@@ -1,0 +1,108 @@
+"""Fused decode + MaxSim over compressed candidates, compiled by numba.
+
+A candidate document is stored as centroid codes and packed residual bytes
+(:mod:`.codec`). Decoding a whole segment, or even every candidate, to float32
+before scoring would write and read back 512 bytes per token; here each
+candidate is decoded into a small float32 scratch tile that stays in cache
+(one byte-table look-up per packed byte, :func:`.codec.byte_table`), then
+scored by the register-tile MaxSim of ``scores.maxsim_jit`` straight from
+that tile. No decoded vector reaches memory beyond the scratch.
+
+The work is a flat list of ``(query, row)`` pairs, sorted by row by the
+caller: consecutive pairs on the same row reuse the decoded tile, so a batch
+of queries sharing candidates decodes each of them once.
+
+Scores are true MaxSim (a document's real tokens only; an empty document
+scores 0), the semantics of ``scores.maxsim.maxsim_flat``, over the
+reconstructed vectors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ...scores.maxsim_jit import _segment
+
+
+@njit(nogil=True, cache=True)
+def _decode(codes, packed, centroids, table, start, count, scratch):  # pragma: no cover
+    """Write tokens ``start:start + count`` reconstructed into ``scratch[:count]``."""
+    width = packed.shape[1]
+    per = table.shape[2]
+    for i in range(count):
+        t = start + i
+        c = codes[t]
+        for p in range(width):
+            v = packed[t, p]
+            base = p * per
+            for j in range(per):
+                scratch[i, base + j] = centroids[c, base + j] + table[p, v, j]
+
+
+@njit(nogil=True, cache=True)
+def codes_maxsim(
+    query_columns,
+    query_lengths,
+    pair_query,
+    pair_row,
+    offsets,
+    codes,
+    packed,
+    centroids,
+    table,
+    out,
+):  # pragma: no cover - compiled
+    """MaxSim of ``(query, row)`` pairs over compressed documents.
+
+    Parameters
+    ----------
+    query_columns
+        ``(Q, Dp, S)`` float32, C-contiguous: each query transposed, ``Dp`` the
+        padded dimension (``W * per``, zero rows past ``D``), ``S`` a multiple
+        of 16, columns past the query's length zero.
+    query_lengths
+        ``(Q,)`` int64 real tokens of each query (the columns summed).
+    pair_query, pair_row
+        ``(n,)`` int64: the query and document row of each pair, sorted by
+        row (pairs of one row are consecutive, so its tile is decoded once).
+    offsets
+        ``(N + 1,)`` int64 token offsets of the documents.
+    codes, packed
+        ``(T,)`` centroid numbers and ``(T, W)`` uint8 packed residuals.
+    centroids
+        ``(K, Dp)`` float32, zero columns past ``D``.
+    table
+        ``(W, 256, per)`` float32 byte table of the codec.
+    out
+        ``(n,)`` float32, written: the score of each pair.
+    """
+    num_queries, dim, stride = query_columns.shape
+    longest = 0
+    for j in range(len(pair_row)):
+        r = pair_row[j]
+        longest = max(longest, offsets[r + 1] - offsets[r])
+    scratch = np.empty((max(longest, 1), dim), np.float32)
+    best = np.empty(stride, np.float32)
+    scratch_addr = scratch.ctypes.data
+    best_addr = best.ctypes.data
+    q_base = query_columns.ctypes.data
+    q_bytes = 4 * dim * stride
+    decoded = -1
+    for j in range(len(pair_row)):
+        r = pair_row[j]
+        start = offsets[r]
+        length = offsets[r + 1] - start
+        if length == 0:
+            out[j] = 0.0
+            continue
+        if r != decoded:
+            _decode(codes, packed, centroids, table, start, length, scratch)
+            decoded = r
+        qi = pair_query[j]
+        best[:] = -np.inf
+        _segment(scratch_addr, length, dim, q_base + qi * q_bytes, stride, best_addr)
+        total = np.float32(0.0)
+        for i in range(query_lengths[qi]):
+            total += best[i]
+        out[j] = total
