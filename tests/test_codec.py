@@ -44,9 +44,9 @@ def collection():
     return tokens, offsets, centroids, codes
 
 
-def trained(collection, nbits):
+def trained(collection, nbits, normalize=False):
     tokens, _, centroids, codes = collection
-    return C.train_codec(tokens - centroids[codes], nbits)
+    return C.train_codec(tokens - centroids[codes], nbits, normalize=normalize)
 
 
 # -- arguments -------------------------------------------------------------------------
@@ -188,6 +188,20 @@ def test_round_trip_on_clustered_tokens(collection, nbits, cosine):
     assert (half == packed).mean() > 0.97
 
 
+def test_normalized_reconstructions_are_unit_vectors(collection):
+    tokens, _, centroids, codes = collection
+    plain, unit = trained(collection, 2), trained(collection, 2, normalize=True)
+    packed = C.compress(tokens, centroids, codes, plain)
+    decoded = C.decompress(codes, packed, centroids, unit)
+    np.testing.assert_allclose(np.linalg.norm(decoded, axis=1), 1.0, atol=1e-5)
+    raw = C.decompress(codes, packed, centroids, plain)
+    np.testing.assert_allclose(
+        decoded, raw / np.linalg.norm(raw, axis=1, keepdims=True), atol=1e-6
+    )
+    # on unit tokens the sphere is closer: higher cosine is free, lower error too
+    assert ((decoded - tokens) ** 2).sum(1).mean() < ((raw - tokens) ** 2).sum(1).mean()
+
+
 def test_more_bits_means_less_error(collection):
     tokens, _, centroids, codes = collection
     errors = []
@@ -211,10 +225,11 @@ def _queries(rng, tokens, lengths):
     ]
 
 
+@pytest.mark.parametrize("normalize", [False, True])
 @pytest.mark.parametrize("nbits", [1, 2, 4])
-def test_fused_kernel_equals_decode_then_maxsim(collection, nbits):
+def test_fused_kernel_equals_decode_then_maxsim(collection, nbits, normalize):
     tokens, offsets, centroids, codes = collection
-    codec = trained(collection, nbits)
+    codec = trained(collection, nbits, normalize)
     packed = C.compress(tokens, centroids, codes, codec)
     decoded = C.decompress(codes, packed, centroids, codec)
     rng = np.random.default_rng(nbits)
@@ -262,22 +277,23 @@ def test_fused_kernel_with_padded_dimension():
 # -- torch path -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("nbits", [1, 2, 4])
-def test_torch_path_equals_numpy_path(collection, nbits):
+@pytest.mark.parametrize("nbits, normalize", [(1, False), (2, True), (4, False)])
+def test_torch_path_equals_numpy_path(collection, nbits, normalize):
     tokens, offsets, centroids, codes = collection
-    codec = trained(collection, nbits)
+    codec = trained(collection, nbits, normalize)
     tokens_t, centroids_t = torch.from_numpy(tokens), torch.from_numpy(centroids)
     codes_t = torch.from_numpy(codes.astype(np.int64))
     # training through torch on a device gives the codec of the numpy arrays
     again = C.train_codec(torch.from_numpy(tokens - centroids[codes]), nbits)
+    assert again.normalize is False
     np.testing.assert_array_equal(again.weights, codec.weights)
     packed = C.compress(tokens, centroids, codes, codec)
     packed_t = C.compress_torch(tokens_t, centroids_t, codes_t, codec)
     assert packed_t.dtype == torch.uint8
     np.testing.assert_array_equal(packed_t.numpy(), packed)
     decoded_t = C.decompress_torch(codes_t, packed_t, centroids_t, codec)
-    np.testing.assert_array_equal(
-        decoded_t.numpy(), C.decompress(codes, packed, centroids, codec)
+    np.testing.assert_allclose(
+        decoded_t.numpy(), C.decompress(codes, packed, centroids, codec), atol=1e-6
     )
     rng = np.random.default_rng(5)
     queries = _queries(rng, tokens, [32, 9])

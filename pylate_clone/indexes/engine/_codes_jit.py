@@ -26,10 +26,13 @@ from ...scores.maxsim_jit import _segment
 
 
 @njit(nogil=True, cache=True)
-def _decode(codes, packed, centroids, table, start, count, scratch):  # pragma: no cover
+def _decode(
+    codes, packed, centroids, table, normalize, start, count, scratch
+):  # pragma: no cover - compiled
     """Write tokens ``start:start + count`` reconstructed into ``scratch[:count]``."""
     width = packed.shape[1]
     per = table.shape[2]
+    dim = scratch.shape[1]
     for i in range(count):
         t = start + i
         c = codes[t]
@@ -38,6 +41,13 @@ def _decode(codes, packed, centroids, table, start, count, scratch):  # pragma: 
             base = p * per
             for j in range(per):
                 scratch[i, base + j] = centroids[c, base + j] + table[p, v, j]
+        if normalize:
+            total = np.float32(0.0)
+            for d in range(dim):
+                total += scratch[i, d] * scratch[i, d]
+            scale = np.float32(1.0) / np.float32(max(np.sqrt(total), 1e-12))
+            for d in range(dim):
+                scratch[i, d] *= scale
 
 
 @njit(nogil=True, cache=True)
@@ -51,6 +61,7 @@ def codes_maxsim(
     packed,
     centroids,
     table,
+    normalize,
     out,
 ):  # pragma: no cover - compiled
     """MaxSim of ``(query, row)`` pairs over compressed documents.
@@ -74,6 +85,8 @@ def codes_maxsim(
         ``(K, Dp)`` float32, zero columns past ``D``.
     table
         ``(W, 256, per)`` float32 byte table of the codec.
+    normalize
+        Whether each reconstruction is divided by its norm.
     out
         ``(n,)`` float32, written: the score of each pair.
     """
@@ -97,7 +110,7 @@ def codes_maxsim(
             out[j] = 0.0
             continue
         if r != decoded:
-            _decode(codes, packed, centroids, table, start, length, scratch)
+            _decode(codes, packed, centroids, table, normalize, start, length, scratch)
             decoded = r
         qi = pair_query[j]
         best[:] = -np.inf

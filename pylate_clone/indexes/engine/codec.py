@@ -8,7 +8,9 @@ fell in it). Cutoffs and weights are learned per dimension from a sample of
 residuals (equal-count quantiles refined by a few Lloyd-Max rounds), so a
 dimension with a wide spread gets wide buckets and a narrow one narrow
 buckets. The reconstruction is ``c + weights[d, bucket[d]]`` in every
-dimension; it is not renormalised, so a score is linear in the codes.
+dimension, divided by its norm when the codec was trained on unit vectors
+(``normalize``: ColBERT's tokens are unit-norm, and putting the reconstruction
+back on the sphere removes the norm error of the quantised residual).
 
 Bucket numbers are packed ``8 // nbits`` to a byte, dimension ``p * per + j``
 of byte ``p`` in bits ``j * nbits`` upwards (``per = 8 // nbits``); a
@@ -74,11 +76,14 @@ class Codec:
         ``v`` of dimension ``d`` goes to bucket ``sum(v > cutoffs[d])``.
     weights
         ``(D, 2**nbits)`` float32: the value each bucket decodes to.
+    normalize
+        Whether a reconstruction is divided by its norm (unit-norm tokens).
     """
 
     nbits: int
     cutoffs: np.ndarray
     weights: np.ndarray
+    normalize: bool = False
 
     def __post_init__(self) -> None:
         check_nbits(self.nbits)
@@ -111,7 +116,9 @@ class Codec:
         return np.concatenate([self.cutoffs, self.weights], axis=1).astype(np.float32)
 
     @classmethod
-    def from_array(cls, array: np.ndarray, nbits: int) -> Codec:
+    def from_array(
+        cls, array: np.ndarray, nbits: int, normalize: bool = False
+    ) -> Codec:
         """Inverse of :meth:`to_array`; a ValueError if the shape does not fit."""
         nbits = check_nbits(nbits)
         array = np.asarray(array, dtype=np.float32)
@@ -133,8 +140,12 @@ def train_codec(
     residual_sample: np.ndarray | torch.Tensor,
     nbits: int,
     device: str | torch.device = "cpu",
+    normalize: bool = False,
 ) -> Codec:
     """Learn per-dimension cutoffs and weights from residuals ``(S, D)``.
+
+    ``normalize`` is recorded in the codec (reconstructions divided by their
+    norm: pass True when the tokens are unit vectors).
 
     Cutoffs start at the ``i / 2**nbits`` quantiles of each dimension (equal
     counts); then each round sets every weight to the mean of its bucket's
@@ -172,6 +183,7 @@ def train_codec(
         nbits,
         cutoffs.cpu().numpy().astype(np.float32),
         weights.cpu().numpy().astype(np.float32),
+        bool(normalize),
     )
 
 
@@ -301,10 +313,10 @@ def decompress(
     out = np.empty((len(packed), codec.dim), dtype=np.float32)
     for start in range(0, len(packed), _BLOCK):
         part = unpack(packed[start : start + _BLOCK], codec.nbits, codec.dim)
-        values = flat_weights[base + part]
-        out[start : start + len(part)] = (
-            centroids[codes[start : start + len(part)]] + values
-        )
+        block = centroids[codes[start : start + len(part)]] + flat_weights[base + part]
+        if codec.normalize:
+            block /= np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
+        out[start : start + len(part)] = block
     return out
 
 
@@ -382,4 +394,7 @@ def decompress_torch(
     codes = codes.to(device=device, dtype=torch.long)
     buckets = (packed.to(torch.int32)[:, :, None] >> shifts) & mask
     buckets = buckets.reshape(len(packed), -1)[:, : codec.dim].long()
-    return centroids[codes] + flat_weights[base + buckets]
+    decoded = centroids[codes] + flat_weights[base + buckets]
+    if codec.normalize:
+        decoded = decoded / decoded.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return decoded

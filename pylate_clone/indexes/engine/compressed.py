@@ -186,7 +186,8 @@ def maxsim_codes(
             def run() -> None:
                 codes_maxsim(
                     columns, lengths, pair_query[a:b], pair_row[a:b], offsets,
-                    codes, packed, book.centroids, book.table, out[a:b],
+                    codes, packed, book.centroids, book.table,
+                    book.codec.normalize, out[a:b],
                 )  # fmt: skip
 
             return run
