@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from pylate_clone.indexes import _ivf
+from pylate_clone.indexes.engine import ivf as _ivf
 from pylate_clone.indexes.engine import codec as C
 from pylate_clone.indexes.engine.compressed import (
     ScoringBook,
     maxsim_codes,
     maxsim_codes_torch,
 )
-from pylate_clone.scores.maxsim import maxsim_flat
+from pylate_clone.scores.kernels.maxsim import maxsim_flat
 
 DIM = 64
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ...scores.maxsim_jit import _segment
+from ...scores.kernels.maxsim_jit import _segment
 
 
 @njit(nogil=True, cache=True)

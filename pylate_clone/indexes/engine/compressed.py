@@ -49,14 +49,22 @@ class ScoringBook:
         ``(K, Dp)`` float32, ``Dp = W * per`` (zero columns past ``D``).
     table
         ``(W, 256, per)`` float32 byte table (:func:`.codec.byte_table`).
+    device_centroids
+        ``(K, D)`` float32 tensor on the device of the torch path, or None.
     """
 
     codec: _codec.Codec
     centroids: np.ndarray
     table: np.ndarray
+    device_centroids: torch.Tensor | None = None
 
     @classmethod
-    def build(cls, centroids: np.ndarray, codec: _codec.Codec) -> ScoringBook:
+    def build(
+        cls,
+        centroids: np.ndarray,
+        codec: _codec.Codec,
+        device: str | torch.device | None = None,
+    ) -> ScoringBook:
         centroids = np.asarray(centroids, dtype=np.float32)
         if centroids.ndim != 2 or centroids.shape[1] != codec.dim:
             raise ValueError(
@@ -66,7 +74,8 @@ class ScoringBook:
             (len(centroids), codec.width * (8 // codec.nbits)), dtype=np.float32
         )
         padded[:, : codec.dim] = centroids
-        return cls(codec, padded, _codec.byte_table(codec))
+        on_device = None if device is None else torch.from_numpy(centroids).to(device)
+        return cls(codec, padded, _codec.byte_table(codec), on_device)
 
     @property
     def padded_dim(self) -> int:
