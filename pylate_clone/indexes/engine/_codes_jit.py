@@ -4,7 +4,8 @@ A candidate document is stored as centroid codes and packed residual bytes
 (:mod:`.codec`). Decoding a whole segment, or even every candidate, to float32
 before scoring would write and read back 512 bytes per token; here each
 candidate is decoded into a small float32 scratch tile that stays in cache
-(one byte-table look-up per packed byte, :func:`.codec.byte_table`), then
+(one byte-table look-up per packed byte, :func:`.codec.byte_table`, times
+the token's gain), then
 scored by the register-tile MaxSim of ``scores.maxsim_jit`` straight from
 that tile. No decoded vector reaches memory beyond the scratch.
 
@@ -27,7 +28,7 @@ from ...scores.kernels.maxsim_jit import _segment
 
 @njit(nogil=True, cache=True)
 def _decode(
-    codes, packed, centroids, table, normalize, start, count, scratch
+    codes, packed, gains, centroids, table, normalize, start, count, scratch
 ):  # pragma: no cover - compiled
     """Write tokens ``start:start + count`` reconstructed into ``scratch[:count]``."""
     width = packed.shape[1]
@@ -36,11 +37,12 @@ def _decode(
     for i in range(count):
         t = start + i
         c = codes[t]
+        g = gains[t]
         for p in range(width):
             v = packed[t, p]
             base = p * per
             for j in range(per):
-                scratch[i, base + j] = centroids[c, base + j] + table[p, v, j]
+                scratch[i, base + j] = centroids[c, base + j] + g * table[p, v, j]
         if normalize:
             total = np.float32(0.0)
             for d in range(dim):
@@ -59,6 +61,7 @@ def codes_maxsim(
     offsets,
     codes,
     packed,
+    gains,
     centroids,
     table,
     normalize,
@@ -79,8 +82,9 @@ def codes_maxsim(
         row (pairs of one row are consecutive, so its tile is decoded once).
     offsets
         ``(N + 1,)`` int64 token offsets of the documents.
-    codes, packed
-        ``(T,)`` centroid numbers and ``(T, W)`` uint8 packed residuals.
+    codes, packed, gains
+        ``(T,)`` centroid numbers, ``(T, W)`` uint8 packed residual shapes and
+        ``(T,)`` float32 residual gains.
     centroids
         ``(K, Dp)`` float32, zero columns past ``D``.
     table
@@ -110,7 +114,17 @@ def codes_maxsim(
             out[j] = 0.0
             continue
         if r != decoded:
-            _decode(codes, packed, centroids, table, normalize, start, length, scratch)
+            _decode(
+                codes,
+                packed,
+                gains,
+                centroids,
+                table,
+                normalize,
+                start,
+                length,
+                scratch,
+            )
             decoded = r
         qi = pair_query[j]
         best[:] = -np.inf

@@ -1,34 +1,40 @@
-"""Residual compression of token vectors: a centroid code plus ``nbits`` per dimension.
+"""Residual compression of token vectors: a centroid code, a gain and ``nbits`` per dimension.
 
-A token ``x`` with nearest centroid ``c`` is stored as the centroid's number
-and its residual ``r = x - c`` quantised dimension by dimension: dimension
+A token ``x`` with nearest centroid ``c`` is stored as the centroid's number,
+the norm ``g`` of its residual ``u = x - c`` (float16, the *gain*) and the
+direction ``u / g`` (the *shape*) quantised dimension by dimension: dimension
 ``d`` has ``2**nbits`` buckets separated by ``2**nbits - 1`` cutoffs, and a
-bucket stands for its weight (the mean residual of the training values that
-fell in it). Cutoffs and weights are learned per dimension from a sample of
-residuals (equal-count quantiles refined by a few Lloyd-Max rounds), so a
-dimension with a wide spread gets wide buckets and a narrow one narrow
-buckets. The reconstruction is ``c + weights[d, bucket[d]]`` in every
-dimension, divided by its norm when the codec was trained on unit vectors
-(``normalize``: ColBERT's tokens are unit-norm, and putting the reconstruction
-back on the sphere removes the norm error of the quantised residual).
+bucket stands for its weight (the mean of the training values that fell in
+it). Cutoffs and weights are learned per dimension from a sample of shapes
+(equal-count quantiles refined by Lloyd-Max rounds), so a dimension with a
+wide spread gets wide buckets and a narrow one narrow buckets; the gain
+spends the buckets on each token's own residual scale, whether its cluster
+is tight or loose. The reconstruction is ``c + g * weights[d, bucket[d]]``.
+
+``normalize`` (unit-norm tokens, as ColBERT's): the reconstruction is divided
+by its norm, and the residual is taken from ``x / <x, c>`` instead of ``x``
+(the same direction, so the same unit vector after normalisation), which
+makes it orthogonal to ``c``: no bucket is spent on the component along the
+centroid, which the normalisation restores. ``<x, c>`` is floored at
+:data:`MIN_COSINE` so a badly assigned token cannot blow up its residual.
 
 Bucket numbers are packed ``8 // nbits`` to a byte, dimension ``p * per + j``
 of byte ``p`` in bits ``j * nbits`` upwards (``per = 8 // nbits``); a
 dimension count that does not fill the last byte is padded with bucket 0.
 
-Pure array functions, no I/O. The numpy functions are the CPU path; the
-``*_torch`` ones do the same on torch tensors of any device (the ``device``
-path of the index) and give the same bytes.
+Pure array functions, no I/O. These are the CPU path; :mod:`.codec_torch`
+does the same on torch tensors of any device and gives the same bytes.
 
 Interface contract (used by the index engine; keep it stable):
 
 ``check_nbits(nbits) -> int``
 ``code_dtype(num_centroids) -> np.dtype`` (uint16 up to 65,536 centroids)
-``train_codec(residual_sample (S, D), nbits, device="cpu") -> Codec``
-``compress(tokens (T, D), centroids (K, D), codes (T,), codec) -> (T, W) uint8``
-``decompress(codes (T,), packed (T, W), centroids (K, D), codec) -> (T, D) float32``
-``compress_torch`` / ``decompress_torch``: the same on tensors
-``byte_table(codec) -> (W, 256, per) float32``: the residual of every byte
+``train_codec(tokens (S, D), centroids (K, D), codes (S,), nbits, normalize)
+    -> Codec``
+``compress(tokens (T, D), centroids, codes (T,), codec)
+    -> (packed (T, W) uint8, gains (T,) float16)``
+``decompress(codes, packed, gains, centroids, codec) -> (T, D) float32``
+``byte_table(codec) -> (W, 256, per) float32``: the weight of every byte
 value at every byte position (the fused kernel's look-up table)
 """
 
@@ -41,6 +47,7 @@ import torch
 
 NBITS = (1, 2, 4)
 _BLOCK = 1 << 16  # tokens per block of compress/decompress (bounded scratch)
+MIN_COSINE = 0.2  # floor of <x, c> when residuals are taken from x / <x, c>
 _LLOYD_ROUNDS = 40  # cheap rounds (prefix sums); 4 bits needs ~30 to settle
 
 
@@ -128,29 +135,45 @@ class Codec:
                 f"a {nbits}-bit codec array must be (D, {2 * buckets - 1}), "
                 f"got shape {array.shape}."
             )
-        return cls(
-            nbits, array[:, : buckets - 1].copy(), array[:, buckets - 1 :].copy()
-        )
+        cutoffs, weights = array[:, : buckets - 1], array[:, buckets - 1 :]
+        return cls(nbits, cutoffs.copy(), weights.copy(), bool(normalize))
 
 
 # -- training -------------------------------------------------------------------------
 
 
+def shapes(
+    tokens: np.ndarray | torch.Tensor,
+    centroids: np.ndarray | torch.Tensor,
+    codes: np.ndarray | torch.Tensor,
+    normalize: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unit residual directions ``(T, D)`` and gains ``(T,)`` (float32 tensors).
+
+    Runs in torch on the device of ``tokens`` (numpy arrays run on the CPU).
+    """
+    x = torch.as_tensor(tokens).float()
+    c = torch.as_tensor(centroids).to(device=x.device, dtype=torch.float32)
+    c = c[torch.as_tensor(codes).to(device=x.device, dtype=torch.long)]
+    if normalize:
+        x = x / (x * c).sum(dim=1, keepdim=True).clamp_min(MIN_COSINE)
+    residual = x - c
+    gains = residual.norm(dim=1)
+    return residual / gains.clamp_min(1e-12)[:, None], gains
+
+
 def train_codec(
-    residual_sample: np.ndarray | torch.Tensor,
+    tokens: np.ndarray | torch.Tensor,
+    centroids: np.ndarray | torch.Tensor,
+    codes: np.ndarray | torch.Tensor,
     nbits: int,
-    device: str | torch.device = "cpu",
     normalize: bool = False,
+    device: str | torch.device = "cpu",
 ) -> Codec:
-    """Learn per-dimension cutoffs and weights from residuals ``(S, D)``.
+    """Learn the codec from a sample of tokens ``(S, D)`` and their codes.
 
-    ``normalize`` is recorded in the codec (reconstructions divided by their
-    norm: pass True when the tokens are unit vectors).
-
-    Cutoffs start at the ``i / 2**nbits`` quantiles of each dimension (equal
-    counts); then each round sets every weight to the mean of its bucket's
-    values and every cutoff half-way between neighbouring weights (Lloyd-Max:
-    each round lowers the squared error). Computed in float64. Runs through torch on ``device``.
+    ``normalize``: the tokens are unit vectors (see the module docstring).
+    Runs through torch on ``device``.
 
     Raises
     ------
@@ -159,14 +182,41 @@ def train_codec(
         ``(S, D)`` matrix.
     """
     nbits = check_nbits(nbits)
-    sample = torch.as_tensor(residual_sample).to(device=device, dtype=torch.float32)
+    sample = torch.as_tensor(tokens).to(device=device, dtype=torch.float32)
     if sample.ndim != 2 or sample.shape[0] == 0 or sample.shape[1] == 0:
         raise ValueError(
-            "residual_sample must be a non-empty (S, D) matrix, got shape "
-            f"{tuple(sample.shape)}."
+            f"tokens must be a non-empty (S, D) matrix, got shape {tuple(sample.shape)}."
         )
     if not bool(torch.isfinite(sample).all()):
-        raise ValueError("residual_sample contains NaN or inf.")
+        raise ValueError("tokens contains NaN or inf.")
+    direction, _ = shapes(sample, centroids, codes, normalize)
+    cutoffs, weights = fit_buckets(direction, nbits)
+    return Codec(nbits, cutoffs, weights, bool(normalize))
+
+
+def fit_buckets(
+    values: np.ndarray | torch.Tensor, nbits: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension Lloyd-Max quantiser of ``values`` ``(S, D)``.
+
+    Cutoffs start at the ``i / 2**nbits`` quantiles of each dimension (equal
+    counts); then each round sets every weight to the mean of its bucket's
+    values and every cutoff half-way between neighbouring weights (each round
+    lowers the squared error). Computed in float64 on the values' device.
+
+    Returns
+    -------
+    tuple[np.ndarray, np.ndarray]
+        float32 cutoffs ``(D, 2**nbits - 1)`` and weights ``(D, 2**nbits)``.
+    """
+    nbits = check_nbits(nbits)
+    sample = torch.as_tensor(values).float()
+    if sample.ndim != 2 or sample.shape[0] == 0 or sample.shape[1] == 0:
+        raise ValueError(
+            f"values must be a non-empty (S, D) matrix, got shape {tuple(sample.shape)}."
+        )
+    if not bool(torch.isfinite(sample).all()):
+        raise ValueError("values contains NaN or inf.")
     buckets = 1 << nbits
     # One sorted row per dimension and its prefix sums: a bucket's mean is then
     # two look-ups, so a Lloyd round costs O(D * B * log S), not a pass over S.
@@ -179,11 +229,9 @@ def train_codec(
     for _ in range(_LLOYD_ROUNDS):
         cutoffs = 0.5 * (weights[:, 1:] + weights[:, :-1])
         weights = _bucket_means(ordered, prefix, cutoffs)
-    return Codec(
-        nbits,
+    return (
         cutoffs.cpu().numpy().astype(np.float32),
         weights.cpu().numpy().astype(np.float32),
-        bool(normalize),
     )
 
 
@@ -281,8 +329,8 @@ def unpack(packed: np.ndarray, nbits: int, dim: int) -> np.ndarray:
 
 def compress(
     tokens: np.ndarray, centroids: np.ndarray, codes: np.ndarray, codec: Codec
-) -> np.ndarray:
-    """Packed residuals ``(T, W)`` uint8 of ``tokens`` against their centroids.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Packed shapes ``(T, W)`` uint8 and gains ``(T,)`` float16 of ``tokens``.
 
     ``tokens`` may be float16 or float32, or a memory map: it is read in
     blocks, so memory stays bounded.
@@ -292,28 +340,42 @@ def compress(
         raise ValueError(f"tokens must be (T, D), got shape {np.shape(tokens)}.")
     _check_dims(tokens.shape[1], centroids.shape, codec)
     codes = _check_codes(codes, len(tokens), len(centroids))
-    out = np.empty((len(tokens), codec.width), dtype=np.uint8)
+    packed = np.empty((len(tokens), codec.width), dtype=np.uint8)
+    gains = np.empty(len(tokens), dtype=np.float16)
     for start in range(0, len(tokens), _BLOCK):
         block = np.asarray(tokens[start : start + _BLOCK], dtype=np.float32)
-        residual = block - centroids[codes[start : start + len(block)]]
-        out[start : start + len(block)] = pack(bucketize(residual, codec), codec.nbits)
-    return out
+        part = codes[start : start + len(block)].astype(np.int64)
+        direction, gain = shapes(block, centroids, part, codec.normalize)
+        buckets = bucketize(direction.numpy(), codec)
+        packed[start : start + len(block)] = pack(buckets, codec.nbits)
+        gains[start : start + len(block)] = gain.numpy()
+    return packed, gains
 
 
 def decompress(
-    codes: np.ndarray, packed: np.ndarray, centroids: np.ndarray, codec: Codec
+    codes: np.ndarray,
+    packed: np.ndarray,
+    gains: np.ndarray,
+    centroids: np.ndarray,
+    codec: Codec,
 ) -> np.ndarray:
-    """Reconstructed tokens ``(T, D)`` float32: centroid plus bucket weights."""
+    """Reconstructed tokens ``(T, D)`` float32: centroid plus gain times weights."""
     centroids = np.asarray(centroids, dtype=np.float32)
     _check_dims(codec.dim, centroids.shape, codec)
     codes = _check_codes(codes, len(packed), len(centroids))
+    if np.shape(gains) != (len(packed),):
+        raise ValueError(
+            f"gains must be ({len(packed)},), got shape {np.shape(gains)}."
+        )
     buckets = 1 << codec.nbits
     flat_weights = codec.weights.reshape(-1)
     base = np.arange(codec.dim, dtype=np.intp) * buckets
     out = np.empty((len(packed), codec.dim), dtype=np.float32)
     for start in range(0, len(packed), _BLOCK):
         part = unpack(packed[start : start + _BLOCK], codec.nbits, codec.dim)
-        block = centroids[codes[start : start + len(part)]] + flat_weights[base + part]
+        gain = np.asarray(gains[start : start + len(part)], dtype=np.float32)
+        block = centroids[codes[start : start + len(part)]]
+        block += gain[:, None] * flat_weights[base + part]
         if codec.normalize:
             block /= np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
         out[start : start + len(part)] = block
@@ -338,63 +400,3 @@ def byte_table(codec: Codec) -> np.ndarray:
         bucket = (values >> (j * codec.nbits)) & mask  # (256,)
         table[:, :, j] = weights[j::per][:, bucket]
     return table
-
-
-# -- torch path (any device) ------------------------------------------------------------
-
-
-def _weights_t(codec: Codec, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(codec.weights).to(device)
-
-
-def compress_torch(
-    tokens: torch.Tensor, centroids: torch.Tensor, codes: torch.Tensor, codec: Codec
-) -> torch.Tensor:
-    """:func:`compress` on tensors: ``(T, W)`` uint8 on the tokens' device."""
-    device = tokens.device
-    if tokens.ndim != 2:
-        raise ValueError(f"tokens must be (T, D), got shape {tuple(tokens.shape)}.")
-    _check_dims(tokens.shape[1], tuple(centroids.shape), codec)
-    cutoffs = torch.from_numpy(codec.cutoffs).to(device)
-    per = 8 // codec.nbits
-    width = codec.width
-    shifts = torch.arange(per, device=device, dtype=torch.int32) * codec.nbits
-    out = torch.empty((len(tokens), width), dtype=torch.uint8, device=device)
-    codes = codes.to(device=device, dtype=torch.long)
-    centroids = centroids.to(device=device, dtype=torch.float32)
-    for start in range(0, len(tokens), _BLOCK):
-        block = tokens[start : start + _BLOCK].float()
-        residual = block - centroids[codes[start : start + len(block)]]
-        # sum(v > cutoffs[d]) per dimension, as the numpy path
-        bucket = torch.searchsorted(cutoffs, residual.T.contiguous()).T
-        padded = torch.zeros(
-            (len(block), width * per), dtype=torch.int32, device=device
-        )
-        padded[:, : codec.dim] = bucket.to(torch.int32)
-        packed = (padded.view(len(block), width, per) << shifts).sum(dim=2)
-        out[start : start + len(block)] = packed.to(torch.uint8)
-    return out
-
-
-def decompress_torch(
-    codes: torch.Tensor, packed: torch.Tensor, centroids: torch.Tensor, codec: Codec
-) -> torch.Tensor:
-    """:func:`decompress` on tensors: ``(T, D)`` float32 on the codes' device."""
-    device = packed.device
-    per = 8 // codec.nbits
-    if packed.ndim != 2 or packed.shape[1] != codec.width:
-        raise ValueError(
-            f"packed must be (T, {codec.width}), got shape {tuple(packed.shape)}."
-        )
-    mask = (1 << codec.nbits) - 1
-    shifts = torch.arange(per, device=device, dtype=torch.int32) * codec.nbits
-    base = torch.arange(codec.dim, device=device) * (1 << codec.nbits)
-    flat_weights = _weights_t(codec, device).reshape(-1)
-    centroids = centroids.to(device=device, dtype=torch.float32)
-    codes = codes.to(device=device, dtype=torch.long)
-    buckets = (packed.to(torch.int32)[:, :, None] >> shifts) & mask
-    buckets = buckets.reshape(len(packed), -1)[:, : codec.dim].long()
-    decoded = centroids[codes] + flat_weights[base + buckets]
-    if codec.normalize:
-        decoded = decoded / decoded.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    return decoded

@@ -6,14 +6,14 @@ Two paths with the same results (up to float rounding):
   (decode a candidate into a scratch tile, register-tile MaxSim) on a small
   thread pool; the kernel releases the GIL.
 * any torch device: :func:`maxsim_codes_torch` gathers the candidates' codes,
-  decodes them on the device (:func:`.codec.decompress_torch`) and reduces
+  decodes them on the device (:func:`.codec_torch.decompress_torch`) and reduces
   with one matmul and a segment max per query.
 
 Interface contract (used by the search; keep it stable):
 
 ``ScoringBook.build(centroids (K, D), codec)``: index-level tables
-``maxsim_codes(queries, book, codes (T,), packed (T, W), offsets (N + 1,),
-    rows: list of (n_i,) int64) -> list of (n_i,) float32``
+``maxsim_codes(queries, book, codes (T,), packed (T, W), gains (T,),
+    offsets (N + 1,), rows: list of (n_i,) int64) -> list of (n_i,) float32``
 ``maxsim_codes_torch(...)``: the same arguments as tensors plus ``device``
 """
 
@@ -30,6 +30,7 @@ import torch
 
 from ...utils.threads import outer_num_threads
 from . import codec as _codec
+from .codec_torch import decompress_torch
 
 _LANES = 16
 _TASK_TOKENS = 1 << 15  # decoded tokens per task of the thread pool
@@ -141,6 +142,7 @@ def maxsim_codes(
     book: ScoringBook,
     codes: np.ndarray,
     packed: np.ndarray,
+    gains: np.ndarray,
     offsets: np.ndarray,
     rows: Sequence[np.ndarray],
     num_threads: int | None = None,
@@ -153,9 +155,10 @@ def maxsim_codes(
         ``Q`` float32 ``(Lq_i, D)`` matrices.
     book
         Index-level tables (:meth:`ScoringBook.build`).
-    codes, packed
-        ``(T,)`` centroid numbers and ``(T, W)`` packed residuals of one
-        segment (may be memory maps).
+    codes, packed, gains
+        ``(T,)`` centroid numbers, ``(T, W)`` packed residuals (may be memory
+        maps) and ``(T,)`` gains (float32 is read in place; other dtypes are
+        converted per call) of one segment.
     offsets
         ``(N + 1,)`` int64 token offsets of the segment's documents.
     rows
@@ -181,6 +184,7 @@ def maxsim_codes(
         columns, lengths = _query_columns(queries, book.codec.dim, book.padded_dim)
         codes = np.asarray(codes)
         packed = np.asarray(packed)
+        gains = np.asarray(gains, dtype=np.float32)
         # Cut the sorted pairs into tasks of about _TASK_TOKENS decoded tokens,
         # never between two pairs of the same row (its tile is decoded once).
         tokens = np.cumsum(offsets[pair_row + 1] - offsets[pair_row])
@@ -195,7 +199,7 @@ def maxsim_codes(
             def run() -> None:
                 codes_maxsim(
                     columns, lengths, pair_query[a:b], pair_row[a:b], offsets,
-                    codes, packed, book.centroids, book.table,
+                    codes, packed, gains, book.centroids, book.table,
                     book.codec.normalize, out[a:b],
                 )  # fmt: skip
 
@@ -216,12 +220,13 @@ def maxsim_codes_torch(
     centroids: torch.Tensor,
     codes: torch.Tensor,
     packed: torch.Tensor,
+    gains: torch.Tensor,
     offsets: np.ndarray,
     rows: Sequence[np.ndarray],
 ) -> list[np.ndarray]:
     """:func:`maxsim_codes` through torch on the device of ``packed``.
 
-    ``centroids``, ``codes`` and ``packed`` are tensors on the device; the
+    ``centroids``, ``codes``, ``packed`` and ``gains`` are tensors on the device; the
     candidates' tokens are gathered there, decoded and scored with one
     ``(Lq, t)`` matmul and a per-document maximum per query.
     """
@@ -255,8 +260,8 @@ def maxsim_codes_torch(
             int(lengths.sum())
         )
         index_t = torch.from_numpy(index).to(device)
-        decoded = _codec.decompress_torch(
-            codes[index_t], packed[index_t], centroids, codec
+        decoded = decompress_torch(
+            codes[index_t], packed[index_t], gains[index_t], centroids, codec
         )
         sims = q @ decoded.T  # (Lq, t)
         owner = torch.from_numpy(local).to(device).expand_as(sims)

@@ -62,10 +62,11 @@ class SegmentView:
         None for a segment without IVF (exact-only indexes).
     live
         ``(N,)`` bool, False for deleted documents; None when all are live.
-    codes, packed
-        A compressed segment's ``(T,)`` centroid numbers and ``(T, W)`` uint8
-        packed residuals (:mod:`.codec`); None for a float16 segment.
-    device_codes, device_packed
+    codes, packed, gains
+        A compressed segment's ``(T,)`` centroid numbers, ``(T, W)`` uint8
+        packed residuals and ``(T,)`` float32 gains (:mod:`.codec`); None for
+        a float16 segment.
+    device_codes, device_packed, device_gains
         The same as torch tensors on an accelerator (or CPU) when the index
         searches through torch; None for the numba path.
     """
@@ -77,8 +78,10 @@ class SegmentView:
     live: np.ndarray | None = None
     codes: np.ndarray | None = None
     packed: np.ndarray | None = None
+    gains: np.ndarray | None = None
     device_codes: torch.Tensor | None = None
     device_packed: torch.Tensor | None = None
+    device_gains: torch.Tensor | None = None
 
     @property
     def num_docs(self) -> int:
@@ -167,11 +170,12 @@ def score_rows(
     if segment.device_packed is not None:
         return maxsim_codes_torch(
             queries, book.codec, book.device_centroids, segment.device_codes,
-            segment.device_packed, segment.offsets, rows,
+            segment.device_packed, segment.device_gains, segment.offsets, rows,
         )  # fmt: skip
     return maxsim_codes(
-        queries, book, segment.codes, segment.packed, segment.offsets, rows
-    )
+        queries, book, segment.codes, segment.packed, segment.gains,
+        segment.offsets, rows,
+    )  # fmt: skip
 
 
 def exact_search(
