@@ -21,15 +21,23 @@ if TYPE_CHECKING:  # only for the hint: index.py does not import this module bac
 def segment_view(segment: OpenSegment) -> SegmentView:
     """The arrays of ``segment`` for search: tokens, offsets, IVF lists, live rows.
 
-    ``indptr`` / ``docs`` are the kind's extra arrays (PLAID's IVF lists);
-    None for a kind or a segment without them (scanned exactly).
+    ``indptr`` / ``docs`` (PLAID's IVF lists) and ``codes`` / ``packed`` /
+    ``gains`` (PLAID's compressed vectors, and their ``device_*`` tensors)
+    are the kind's extra arrays; None for a kind or a segment without them.
     """
+    extra = segment.extra
     return SegmentView(
         tokens=segment.tokens,
         offsets=segment.offsets,
-        indptr=segment.extra.get("indptr"),
-        docs=segment.extra.get("docs"),
+        indptr=extra.get("indptr"),
+        docs=extra.get("docs"),
         live=segment.live,
+        codes=extra.get("codes"),
+        packed=extra.get("packed"),
+        gains=extra.get("gains"),
+        device_codes=extra.get("device_codes"),
+        device_packed=extra.get("device_packed"),
+        device_gains=extra.get("device_gains"),
     )
 
 
