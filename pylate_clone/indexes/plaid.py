@@ -18,6 +18,7 @@ from .segmented.end_to_end import EndToEndIndex
 from .segmented.views import segment_view
 from .storage import npy_stream
 from .storage.commit import DEFAULT_LOCK_TIMEOUT, IndexFormatError
+from .storage.faults import crash_point
 from .storage.segments import TOKENS, OpenSegment, Transaction, _load_npy
 from .tuning import Tunable
 
@@ -199,9 +200,11 @@ class PLAID(Tunable, EndToEndIndex):
             self._normalize = self._codec.normalize
             txn.set_codec(self._codec.to_array())
             txn.params = {**txn.params, **self._params()}
+            crash_point("codec_written")
         codes = codes_files.write_codes(
             folder, tokens_path, num_tokens, self._centroids, self._codec, self._device
         )
+        crash_point("codes_written")
         indptr, docs = ivf.build_lists(codes, offsets, len(self._centroids))
         npy_stream.save(folder / INDPTR, indptr)
         npy_stream.save(folder / DOCS, docs)
