@@ -98,7 +98,7 @@ def default_n_ivf_probe(num_centroids: int) -> int:
     return int(max(1, min(num_centroids, 8)))
 
 
-def default_n_full_scores(num_docs: int, k: int) -> int:
+def default_n_full_scores(num_docs: int, k: int, compressed: bool = False) -> int:
     """Candidates re-scored exactly when ``n_full_scores`` is None.
 
     ``512 * sqrt(num_docs / 5000)`` (at least ``8 * k``, at most every
@@ -106,8 +106,12 @@ def default_n_full_scores(num_docs: int, k: int) -> int:
     recall@10 >= 0.95 at 5,000 documents; more documents compete for the same
     top 10 as the collection grows, the square root keeps the exact
     re-scoring cost growing slower than the collection.
+
+    ``compressed``: twice as many, for scores from residual codes: their
+    small score errors reorder near-ties at the 10th place, which a deeper
+    list wins back (measured in docs/index_engine.md).
     """
-    scaled = round(512 * (max(num_docs, 0) / 5000) ** 0.5)
+    scaled = round((1024 if compressed else 512) * (max(num_docs, 0) / 5000) ** 0.5)
     return int(max(8 * k, min(num_docs, scaled)))
 
 
