@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..engine.compressed import ScoringBook
 from ..engine.search import SegmentView
 from ..storage.segments import OpenSegment
 
@@ -54,11 +55,15 @@ class IndexSnapshot:
         Live documents.
     dim
         Token vector dimension; None for an index that never held a document.
+    book
+        The residual codec's scoring tables of a compressed index (PLAID),
+        needed to score its compressed segments; None otherwise.
     """
 
     views: list[SegmentView]
     num_docs: int
     dim: int | None
+    book: ScoringBook | None = None
 
 
 def snapshot(index: SegmentedIndex) -> IndexSnapshot:
@@ -74,4 +79,5 @@ def snapshot(index: SegmentedIndex) -> IndexSnapshot:
             views=[segment_view(s) for s in index._segments],
             num_docs=len(index._ids),
             dim=index._dim,
+            book=index._scoring_book() if hasattr(index, "_scoring_book") else None,
         )
