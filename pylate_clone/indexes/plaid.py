@@ -226,27 +226,14 @@ class PLAID(Tunable, EndToEndIndex):
     def get_documents_embeddings(
         self, document_ids: list[list[Any]]
     ) -> list[list[np.ndarray]]:
-        """Token vectors of documents, grouped like the input.
+        """Reconstructed token vectors of documents, grouped like ``document_ids``.
 
-        The vectors are *reconstructed* from the stored codes (centroid plus
-        quantised residual), not the vectors that were added: the index keeps
-        no full-precision copy. Segments of a format-2 folder return their
-        stored float16 vectors.
-
-        Parameters
-        ----------
-        document_ids
-            Groups of ids, e.g. one list of candidates per query.
-
-        Returns
-        -------
-        list[list[np.ndarray]]
-            Per group, per document, a float32 ``(L_d, H)`` matrix.
-
-        Raises
-        ------
-        KeyError
-            If an id is not in the index.
+        PLAID keeps no full-precision copy: each vector is rebuilt from its
+        codes (centroid plus gain times the quantised residual direction),
+        so it is close to, not equal to, the vector that was added. Segments
+        of a format-2 folder return their stored float16 vectors. Per group,
+        per document, a float32 ``(L_d, H)`` matrix; a ``KeyError`` names an
+        id that is not in the index.
         """
         return super().get_documents_embeddings(document_ids)
 

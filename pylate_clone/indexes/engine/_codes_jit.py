@@ -114,17 +114,8 @@ def codes_maxsim(
             out[j] = 0.0
             continue
         if r != decoded:
-            _decode(
-                codes,
-                packed,
-                gains,
-                centroids,
-                table,
-                normalize,
-                start,
-                length,
-                scratch,
-            )
+            _decode(codes, packed, gains, centroids, table, normalize,
+                    start, length, scratch)  # fmt: skip
             decoded = r
         qi = pair_query[j]
         best[:] = -np.inf

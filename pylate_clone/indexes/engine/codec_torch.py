@@ -51,12 +51,9 @@ def compress_torch(
 
 
 def decompress_torch(
-    codes: torch.Tensor,
-    packed: torch.Tensor,
-    gains: torch.Tensor,
-    centroids: torch.Tensor,
-    codec: Codec,
-) -> torch.Tensor:
+    codes: torch.Tensor, packed: torch.Tensor, gains: torch.Tensor,
+    centroids: torch.Tensor, codec: Codec,
+) -> torch.Tensor:  # fmt: skip
     """:func:`.codec.decompress` on tensors: ``(T, D)`` float32 on the packed device."""
     device = packed.device
     per = 8 // codec.nbits
