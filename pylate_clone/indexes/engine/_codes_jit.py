@@ -26,30 +26,42 @@ from numba import njit
 from ...scores.kernels.maxsim_jit import _segment
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, fastmath={"reassoc", "contract", "nsz"})
 def _decode(
     codes, packed, gains, centroids, table, normalize, start, count, scratch
 ):  # pragma: no cover - compiled
-    """Write tokens ``start:start + count`` reconstructed into ``scratch[:count]``."""
+    """Write tokens ``start:start + count`` reconstructed into ``scratch[:count]``.
+
+    Two passes per token: the byte-table look-ups (a gather, ``per`` contiguous
+    weights per byte) into the scratch row, then one contiguous pass adding
+    the centroid row and the weights times the gain, and summing the squared
+    norm, which LLVM vectorises (``reassoc`` lets it reorder that sum: the
+    same order for every token, so identical tokens still decode alike).
+    """
     width = packed.shape[1]
     per = table.shape[2]
     dim = scratch.shape[1]
+    flat = table.reshape(-1)  # (W * 256 * per,): one index computation per byte
     for i in range(count):
         t = start + i
         c = codes[t]
         g = gains[t]
+        row = scratch[i]
         for p in range(width):
-            v = packed[t, p]
+            at = (p * 256 + packed[t, p]) * per
             base = p * per
             for j in range(per):
-                scratch[i, base + j] = centroids[c, base + j] + g * table[p, v, j]
+                row[base + j] = flat[at + j]
+        centroid = centroids[c]
+        total = np.float32(0.0)
+        for d in range(dim):
+            value = centroid[d] + g * row[d]
+            row[d] = value
+            total += value * value
         if normalize:
-            total = np.float32(0.0)
-            for d in range(dim):
-                total += scratch[i, d] * scratch[i, d]
             scale = np.float32(1.0) / np.float32(max(np.sqrt(total), 1e-12))
             for d in range(dim):
-                scratch[i, d] *= scale
+                row[d] *= scale
 
 
 @njit(nogil=True, cache=True)
