@@ -194,9 +194,18 @@ KIND_POINTS = [
     ("merge", "merge_staged", "before"),
     ("compact", "compact_staged", "before"),
 ]
+# PLAID's compressed segments: the codec and the codes are written inside the
+# staged segment's transaction (a fresh codec on compact, codes on every write).
+PLAID_POINTS = [
+    ("add", "codes_written", "before"),
+    ("compact", "codec_written", "before"),
+    ("compact", "codes_written", "before"),
+    ("merge", "codes_written", "before"),
+]
 CASES = (
     [("exact", *case) for case in SEGMENT_POINTS]
     + [(k, *case) for k in ("voyager", "plaid") for case in KIND_POINTS]
+    + [("plaid", *case) for case in PLAID_POINTS]
     + [("fast_plaid", *case) for case in FAST_PLAID_POINTS]
 )
 

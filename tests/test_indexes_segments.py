@@ -106,7 +106,14 @@ def test_compact_reclaims_deleted_rows(kind, tmp_path):
     assert segment["num_tokens"] == live_tokens
     assert segment["num_docs"] == 40 - len(gone)
     folder = tmp_path / "colbert" / segment["name"]
-    assert np.load(folder / "tokens.npy", mmap_mode="r").shape == (live_tokens, DIM)
+    if kind == "plaid":  # compressed: codes, packed residuals and gains, no tokens
+        assert not (folder / "tokens.npy").exists()
+        assert np.load(folder / "codes.npy").shape == (live_tokens,)
+        assert np.load(folder / "residuals.npy").shape == (live_tokens, DIM // 2)
+        assert np.load(folder / "gains.npy").shape == (live_tokens,)
+    else:
+        shape = np.load(folder / "tokens.npy", mmap_mode="r").shape
+        assert shape == (live_tokens, DIM)
     if kind == "voyager":
         import voyager
 
@@ -190,10 +197,13 @@ def test_iterable_build_equals_list_build(kind, tmp_path):
         / "colbert"
         / _manifest(tmp_path / "iter")["segments"][0]["name"]
     )
-    for name in ("tokens.npy", "offsets.npy", "ids.json"):
+    stored = ("codes.npy", "residuals.npy", "gains.npy") if kind == "plaid" else ()
+    for name in stored or ("tokens.npy",):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    for name in ("offsets.npy", "ids.json"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     if kind == "plaid":
-        for name in ("codes.npy", "ivf_indptr.npy", "ivf_docs.npy"):
+        for name in ("ivf_indptr.npy", "ivf_docs.npy"):
             assert (a / name).read_bytes() == (b / name).read_bytes(), name
     q = unit_docs(5, seed=28, lo=3, hi=5)
     r1 = retrieve.ColBERT(index=listed).retrieve(q, k=5)
@@ -304,11 +314,76 @@ def test_format_one_plaid_folder_opens_with_fast_plaid_only(tmp_path):
     assert len(again) == 20
 
 
-def test_fast_plaid_refuses_format_two(tmp_path):
+def test_fast_plaid_refuses_the_segment_format(tmp_path):
     docs = unit_docs(3, seed=32)
     make_index("plaid", tmp_path).add_documents(["x"], docs[0])
-    with pytest.raises(IndexFormatError, match="unsupported format version 2"):
+    with pytest.raises(IndexFormatError, match="unsupported format version 3"):
         make_index("fast_plaid", tmp_path)
+
+
+def _as_format_two(folder, docs_by_id):
+    """Rewrite a compressed PLAID folder as the float16 format 2 wrote it.
+
+    Format 2 segments held ``tokens.npy`` (float16) and int32 ``codes.npy``
+    beside the IVF lists; the manifest had no codec. The stored vectors are
+    the original ones, as format 2 kept them.
+    """
+    from pylate_clone.indexes.storage.commit import describe_files
+
+    path = folder / "colbert"
+    manifest = json.loads((path / "manifest.json").read_text())
+    for record in manifest["segments"]:
+        seg = path / record["name"]
+        ids = json.loads((seg / "ids.json").read_text())["ids"]
+        np.save(
+            seg / "tokens.npy",
+            np.concatenate([docs_by_id[i] for i in ids]).astype(np.float16),
+        )
+        np.save(seg / "codes.npy", np.load(seg / "codes.npy").astype(np.int32))
+        (seg / "residuals.npy").unlink()
+        (seg / "gains.npy").unlink()
+        record["files"] = describe_files(seg)
+    manifest["version"] = 2
+    manifest.pop("codec")
+    manifest["params"] = {"dim": manifest["params"]["dim"], "nbits": 4}
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_format_two_plaid_folder_searches_and_compact_converts_it(tmp_path):
+    docs = unit_docs(60, seed=33)
+    ids = [f"f{i}" for i in range(60)]
+    index = make_index("plaid", tmp_path)
+    index.add_documents(ids[:30], docs[:30])
+    index.add_documents(ids[30:], docs[30:])
+    _as_format_two(tmp_path, dict(zip(ids, docs)))
+    old = make_index("plaid", tmp_path)
+    assert len(old) == 60 and old.num_segments == 2
+    # float16 segments return their stored vectors and rank as exact MaxSim
+    stored = old.get_documents_embeddings([[ids[4]]])[0][0]
+    np.testing.assert_allclose(stored, docs[4], atol=1e-3)
+    found = retrieve.ColBERT(index=old).retrieve(docs, k=1)
+    assert [r[0]["id"] for r in found] == ids
+    # a write adds a compressed segment beside the float16 ones (manifest v3)
+    extra = unit_docs(2, seed=34)
+    old.add_documents(["g0", "g1"], extra)
+    manifest = _manifest(tmp_path)
+    assert manifest["version"] == 3 and manifest["codec"] is not None
+    folders = [tmp_path / "colbert" / s["name"] for s in manifest["segments"]]
+    assert [(f / "tokens.npy").exists() for f in folders] == [True, True, False]
+    found = retrieve.ColBERT(index=old).retrieve([*docs[:5], *extra], k=1)
+    assert [r[0]["id"] for r in found] == [*ids[:5], "g0", "g1"]
+    # compact converts everything to codes
+    old.compact()
+    manifest = _manifest(tmp_path)
+    (record,) = manifest["segments"]
+    folder = tmp_path / "colbert" / record["name"]
+    assert not (folder / "tokens.npy").exists() and (folder / "residuals.npy").exists()
+    reopened = make_index("plaid", tmp_path)
+    found = retrieve.ColBERT(index=reopened).retrieve(docs, k=1)
+    assert [r[0]["id"] for r in found] == ids
+    rebuilt = reopened.get_documents_embeddings([[ids[4]]])[0][0]
+    cosine = (rebuilt * docs[4]).sum(1) / np.linalg.norm(rebuilt, axis=1)
+    assert cosine.min() > 0.9 and not np.allclose(rebuilt, docs[4], atol=1e-3)
 
 
 class _PyLateStyleIndex:
@@ -346,8 +421,13 @@ def test_get_documents_embeddings_keyword_and_values(kind, tmp_path):
     index = make_index(kind, tmp_path)
     index.add_documents(list("abcde"), docs)
     got = index.get_documents_embeddings(document_ids=[["b"], ["e", "a"]])
-    atol = 1e-6 if kind == "voyager" else 2e-3  # float16 store elsewhere
-    np.testing.assert_allclose(got[1][0], docs[4], atol=atol)
+    if kind == "plaid":  # reconstructed from 4-bit codes: close, not equal
+        cosine = (got[1][0] * docs[4]).sum(1) / np.linalg.norm(got[1][0], axis=1)
+        assert cosine.min() > 0.97
+        np.testing.assert_allclose(np.linalg.norm(got[1][0], axis=1), 1, atol=1e-5)
+    else:
+        atol = 1e-6 if kind == "voyager" else 2e-3  # float16 store for Exact
+        np.testing.assert_allclose(got[1][0], docs[4], atol=atol)
     assert got[0][0].dtype == np.float32 and got[0][0].shape == docs[1].shape
     with pytest.raises(KeyError, match="'zz'"):
         index.get_documents_embeddings([["zz"]])

@@ -1,4 +1,4 @@
-"""PLAID index on the segment engine: centroid IVF candidates, exact re-scoring."""
+"""PLAID index on the segment engine: centroid IVF candidates, scores from residual codes."""
 
 from __future__ import annotations
 
@@ -7,44 +7,53 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from . import plaid_segments as codes_files
 from .compat.plaid_params import plaid_settings
 from .engine import ivf, search
+from .engine.codec import Codec, check_nbits
+from .engine.compressed import ScoringBook
 from .segmented.end_to_end import EndToEndIndex
 from .segmented.views import segment_view
 from .storage import npy_stream
 from .storage.commit import DEFAULT_LOCK_TIMEOUT, IndexFormatError
-from .storage.segments import TOKENS, OpenSegment, Transaction
+from .storage.faults import crash_point
+from .storage.segments import TOKENS, OpenSegment, Transaction, _load_npy
 from .tuning import Tunable
 
 SAMPLE_CAP = 1 << 18  # token vectors at most in the k-means sample
 _CHUNK = 1 << 16  # token rows read at a time when scanning a segment
 
 CODES, INDPTR, DOCS = "codes.npy", "ivf_indptr.npy", "ivf_docs.npy"
+RESIDUALS = codes_files.RESIDUALS
 
 
 class PLAID(Tunable, EndToEndIndex):
-    """PLAID-style end-to-end index: IVF candidates, exact MaxSim re-scoring.
+    """PLAID-style end-to-end index: IVF candidates, MaxSim from residual codes.
 
-    Token vectors are stored once, in float16, in immutable segments. The
-    first build trains a codebook (spherical k-means on a bounded sample);
-    every token gets the code of its nearest centroid and each segment keeps
-    inverted lists centroid -> documents. A query probes its tokens'
-    ``n_ivf_probe`` best centroids, keeps the ``n_full_scores`` best
-    candidates by approximate score and re-scores them with exact MaxSim on
-    the stored vectors. When the collection (or the ``subset``) is small
-    enough that an exact scan is cheaper, the exact scan is used instead.
+    Token vectors are stored compressed in immutable segments: the first
+    build trains a codebook (spherical k-means on a bounded sample) and a
+    residual codec (per-dimension buckets, ``nbits`` bits per dimension);
+    every token is stored as its nearest centroid, the norm of its residual
+    and the residual's direction quantised (``engine/codec.py``), and each
+    segment keeps inverted lists centroid -> documents. A query probes its
+    tokens' ``n_ivf_probe`` best centroids, keeps the ``n_full_scores`` best
+    candidates by approximate score and re-scores them with MaxSim straight
+    from the codes (a fused decode + MaxSim kernel; no decoded copy is
+    kept). When the collection (or the ``subset``) is small enough, every
+    document is scored instead. No full-precision copy is stored.
 
-    Later writes assign new tokens to the existing codebook (cost
-    proportional to the change); :meth:`compact` retrains it on the live
-    collection.
+    Later writes assign and compress new tokens with the existing codebook
+    and codec (cost proportional to the change); :meth:`compact` retrains
+    both on the live collection. Folders of format 2 (float16 vectors)
+    still open and search; :meth:`compact` converts them.
 
     Parameters follow PyLate 1.6.0's ``PLAID`` (same names and order).
-    ``nbits``, ``use_triton``, ``batch_size``, ``num_threads``, ``device``
-    and ``low_memory`` configured fast-plaid's compression and devices; they
-    are validated and recorded but the engine keeps float16 vectors and runs
-    on the CPU with numpy (``indexes.FastPlaid`` keeps the fast-plaid
-    backend). ``n_ivf_probe`` / ``n_full_scores`` left to None use the
+    ``use_triton``, ``batch_size``, ``num_threads`` and ``low_memory``
+    configured fast-plaid; they are validated and recorded but not used
+    (``indexes.FastPlaid`` keeps the fast-plaid backend). ``n_ivf_probe`` /
+    ``n_full_scores`` left to None use the
     engine's measured defaults (``search.default_*``); :meth:`tune` picks
     them for a sample of queries.
 
@@ -55,7 +64,8 @@ class PLAID(Tunable, EndToEndIndex):
     use_fast
         Must be True (the Stanford backend is a separate class).
     nbits
-        PyLate's residual bits (1, 2, 4 or 8); validated, not used.
+        Bits per dimension of the stored residuals: 1, 2 or 4 (about 20, 36
+        and 68 bytes per token at dimension 128, plus the inverted lists).
     kmeans_niters
         k-means iterations of the codebook training.
     max_points_per_centroid
@@ -65,8 +75,13 @@ class PLAID(Tunable, EndToEndIndex):
         Token vectors sampled for k-means; None uses the caps above.
     seed
         Seed of the sampling and of k-means.
-    use_triton, batch_size, num_threads, device, low_memory
+    use_triton, batch_size, num_threads, low_memory
         Accepted for PyLate compatibility (validated, not used).
+    device
+        None: build and search on the CPU with numpy and numba. A torch
+        device (``"cuda"``, ``"cuda:1"``, ``"cpu"``, or a list whose first
+        entry is used): k-means, assignment, compression and candidate
+        scoring run through torch there, the segments' codes kept on it.
     n_ivf_probe
         Centroids probed per query token; None: engine default.
     n_full_scores
@@ -115,6 +130,11 @@ class PLAID(Tunable, EndToEndIndex):
         # locals() holds the arguments; _plaid_params.PARAMETERS picks PLAID's.
         settings = plaid_settings(type(self).__name__, kwargs, locals())
         self.__dict__.update(settings)
+        self.nbits = check_nbits(self.nbits)
+        self._device = _torch_device(self.device)
+        self._codec: Codec | None = None
+        self._normalize = False
+        self._book: ScoringBook | None = None
         self.use_fast = True
         self._centroids: np.ndarray | None = None
         super().__init__(
@@ -124,55 +144,76 @@ class PLAID(Tunable, EndToEndIndex):
     # -- kind hooks --------------------------------------------------------------
 
     def _params(self) -> dict[str, Any]:
-        return {"dim": self._dim, "nbits": self.nbits}
+        return {"dim": self._dim, "nbits": self.nbits, "normalize": self._normalize}
 
-    def _load_codebook(self, array: np.ndarray | None) -> None:
+    def _apply_params(self, params: dict[str, Any]) -> None:
+        super()._apply_params(params)
+        # Written with the codec; False for format-2 folders (no codec yet).
+        self._normalize = bool(params.get("normalize", False))
+
+    def _load_codebook(
+        self, array: np.ndarray | None, codec: np.ndarray | None = None
+    ) -> None:
         if array is not None and (array.ndim != 2 or array.dtype != np.float32):
             raise IndexFormatError(
                 f"{self._store.path}: the PLAID codebook is not a float32 matrix."
             )
-        self._centroids = array
+        self._centroids, self._codec, self._book = array, None, None
+        if codec is not None:
+            # (D, 2 * 2**nbits - 1) columns: the file says its own bit count.
+            nbits = {3: 1, 7: 2, 31: 4}.get(codec.shape[1] if codec.ndim == 2 else 0)
+            try:
+                self._codec = Codec.from_array(codec, nbits, self._normalize)
+            except ValueError as error:
+                raise IndexFormatError(
+                    f"{self._store.path}: the PLAID codec is malformed ({error})."
+                ) from None
 
-    def _train(self, tokens_path: Path, num_tokens: int) -> np.ndarray:
+    def _train(self, sample: np.ndarray, num_tokens: int) -> np.ndarray:
         """k-means on a bounded random sample of a segment's tokens."""
         k = ivf.default_num_centroids(num_tokens)
-        size = min(
-            num_tokens,
-            k * self.max_points_per_centroid,
-            self.n_samples_kmeans or SAMPLE_CAP,
+        return ivf.train_centroids(
+            sample[: k * self.max_points_per_centroid],
+            k,
+            self.kmeans_niters,
+            self.seed,
+            device=self._device,
         )
-        rng = np.random.default_rng(self.seed)
-        picked = np.sort(rng.choice(num_tokens, size=size, replace=False))
-        parts = []
-        for start in range(0, num_tokens, _CHUNK):
-            inside = picked[(picked >= start) & (picked < start + _CHUNK)]
-            if len(inside):
-                block = npy_stream.read_rows(tokens_path, start, start + _CHUNK)
-                parts.append(np.asarray(block[inside - start], dtype=np.float32))
-        sample = np.concatenate(parts)
-        return ivf.train_centroids(sample, k, self.kmeans_niters, self.seed)
 
     def _finish_segment(
         self, state: Any, folder: Path, txn: Transaction, offsets: np.ndarray
     ) -> None:
         tokens_path = folder / TOKENS
         num_tokens = int(offsets[-1])
-        if self._centroids is None or txn.retrain:
-            self._centroids = self._train(tokens_path, num_tokens)
+        retrain = self._centroids is None or txn.retrain
+        if retrain or self._codec is None:
+            size = self.n_samples_kmeans or SAMPLE_CAP
+            sample = codes_files.read_sample(tokens_path, num_tokens, size, self.seed)
+        if retrain:
+            self._centroids = self._train(sample, num_tokens)
             txn.set_codebook(self._centroids)
             txn.retrain = False
-        codes = np.empty(num_tokens, dtype=np.int32)
-        for start in range(0, num_tokens, _CHUNK):
-            block = npy_stream.read_rows(tokens_path, start, start + _CHUNK)
-            codes[start : start + len(block)] = ivf.assign(block, self._centroids)
+        if retrain or self._codec is None:
+            self._codec = codes_files.train_codec(
+                sample, self._centroids, self.nbits, self._device
+            )
+            self._normalize = self._codec.normalize
+            txn.set_codec(self._codec.to_array())
+            txn.params = {**txn.params, **self._params()}
+            crash_point("codec_written")
+        codes = codes_files.write_codes(
+            folder, tokens_path, num_tokens, self._centroids, self._codec, self._device
+        )
+        crash_point("codes_written")
         indptr, docs = ivf.build_lists(codes, offsets, len(self._centroids))
-        npy_stream.save(folder / CODES, codes)
         npy_stream.save(folder / INDPTR, indptr)
         npy_stream.save(folder / DOCS, docs)
 
     def _open_segment(self, segment: OpenSegment, folder: Path) -> None:
-        from .storage.segments import _load_npy
-
+        if segment.tokens is None:  # format 3: compressed vectors
+            codes_files.open_codes(
+                segment, folder, self._centroids, self._codec, self._device
+            )
         indptr = _load_npy(folder / INDPTR)
         docs = _load_npy(folder / DOCS)
         k = 0 if self._centroids is None else len(self._centroids)
@@ -182,11 +223,37 @@ class PLAID(Tunable, EndToEndIndex):
             )
         segment.extra.update(indptr=indptr, docs=docs)
 
+    def get_documents_embeddings(
+        self, document_ids: list[list[Any]]
+    ) -> list[list[np.ndarray]]:
+        """Reconstructed token vectors of documents, grouped like ``document_ids``.
+
+        PLAID keeps no full-precision copy: each vector is rebuilt from its
+        codes (centroid plus gain times the quantised residual direction),
+        so it is close to, not equal to, the vector that was added. Segments
+        of a format-2 folder return their stored float16 vectors. Per group,
+        per document, a float32 ``(L_d, H)`` matrix; a ``KeyError`` names an
+        id that is not in the index.
+        """
+        return super().get_documents_embeddings(document_ids)
+
     # -- search ------------------------------------------------------------------
+
+    def _scoring_book(self) -> ScoringBook | None:
+        """The fused kernel's tables for the current codebook (built once)."""
+        if self._codec is None:
+            return None
+        book = self._book
+        if book is None or book.codec is not self._codec:
+            book = ScoringBook.build(self._centroids, self._codec, self._device)
+            self._book = book
+        return book
 
     def _knobs(self, k: int) -> tuple[int, int]:
         probe = self.n_ivf_probe or search.default_n_ivf_probe(len(self._centroids))
-        full = self.n_full_scores or search.default_n_full_scores(len(self._ids), k)
+        full = self.n_full_scores or search.default_n_full_scores(
+            len(self._ids), k, compressed=self._codec is not None
+        )
         return probe, full
 
     def _search_hits(
@@ -194,16 +261,19 @@ class PLAID(Tunable, EndToEndIndex):
     ) -> list[list[tuple[int, int, float]]]:
         views = [segment_view(s) for s in self._segments]
         if allowed is None:
-            tokens = sum(len(s.tokens) for s in self._segments)
+            tokens = sum(s.num_tokens for s in self._segments)
         else:
             tokens = sum(
                 int((s.offsets[a + 1] - s.offsets[a]).sum())
                 for s, a in zip(self._segments, allowed)
             )
+        book = self._scoring_book()
         if search.prefer_exact(tokens):
-            return search.exact_search(queries, views, k, allowed)
+            return search.exact_search(queries, views, k, allowed, book=book)
         probe, full = self._knobs(k)
-        return search.search(queries, self._centroids, views, k, probe, full, allowed)
+        return search.search(
+            queries, self._centroids, views, k, probe, full, allowed, book=book
+        )
 
     # -- tuning hooks (see tuning.py) -------------------------------------------
 
@@ -227,10 +297,25 @@ class PLAID(Tunable, EndToEndIndex):
     ) -> list[tuple[int, int]]:
         views = [segment_view(s) for s in self._segments]
         hits = search.search(
-            [query], self._centroids, views, k, n_ivf_probe, n_full_scores
-        )[0]
+            [query], self._centroids, views, k, n_ivf_probe, n_full_scores,
+            book=self._scoring_book(),
+        )[0]  # fmt: skip
         return [(s, r) for s, r, _ in hits]
 
     def _apply_setting(self, setting: dict[str, int]) -> None:
         self.n_ivf_probe = int(setting["n_ivf_probe"])
         self.n_full_scores = int(setting["n_full_scores"])
+
+
+def _torch_device(device: str | list[str] | None) -> torch.device | None:
+    """``device`` as a torch device (a list's first entry), or a ValueError naming it."""
+    if device is None:
+        return None
+    name = device[0] if isinstance(device, list) else device
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ValueError(
+            f"device must be None or a torch device name such as 'cpu' or 'cuda', "
+            f"got {device!r}."
+        ) from None

@@ -49,10 +49,11 @@ def _queries(
     return [to_float32_numpy(q) for q in queries], state
 
 
-def _exact_keys(views: list, queries: list[np.ndarray], k: int) -> list[list[Key]]:
-    return [
-        [(s, r) for s, r, _ in hits] for hits in search.exact_search(queries, views, k)
-    ]
+def _exact_keys(
+    state: IndexSnapshot, queries: list[np.ndarray], k: int
+) -> list[list[Key]]:
+    hits = search.exact_search(queries, state.views, k, book=state.book)
+    return [[(s, r) for s, r, _ in found] for found in hits]
 
 
 def recall_against_exact(
@@ -76,7 +77,7 @@ def recall_against_exact(
     """
     k = check_k(k)
     queries, state = _queries(index, queries_embeddings)
-    reference = _exact_keys(state.views, queries, k)
+    reference = _exact_keys(state, queries, k)
     setting = {**index._current_setting(k), **settings}
     got = [index._search_keys(q, k, **setting) for q in queries]
     return recall_at_k(got, reference, k)
@@ -122,7 +123,7 @@ def tune(
     reference, times = [], []
     for query in queries:
         start = time.perf_counter()
-        hits = search.exact_search([query], views, k)[0]
+        hits = search.exact_search([query], views, k, book=state.book)[0]
         times.append(time.perf_counter() - start)
         reference.append([(s, r) for s, r, _ in hits])
     table = [{"exact": True, "recall": 1.0, "p50_ms": 1e3 * float(np.median(times))}]

@@ -48,16 +48,22 @@ def default_sample_size(num_centroids: int) -> int:
 
 
 def train_centroids(
-    sample: np.ndarray, num_centroids: int, niters: int = 4, seed: int = 42
+    sample: np.ndarray,
+    num_centroids: int,
+    niters: int = 4,
+    seed: int = 42,
+    device: torch.device | None = None,
 ) -> np.ndarray:
     """Spherical k-means on ``sample`` ``(S, D)``; returns unit-norm ``(K, D)``.
 
     Initialised on ``K`` distinct sample vectors drawn with ``seed``; each
     iteration assigns every sample vector (:func:`assign`) and moves each
     centroid to the normalised sum of its members (an empty cluster keeps its
-    centroid).
+    centroid). ``device``: run through torch there (None: the CPU).
     """
     sample_t = torch.from_numpy(np.ascontiguousarray(sample)).float()
+    if device is not None:
+        sample_t = sample_t.to(device)
     if sample_t.ndim != 2 or len(sample_t) == 0:
         raise ValueError(
             f"sample must be a non-empty (S, D) matrix, got shape {tuple(sample_t.shape)}."
@@ -65,37 +71,45 @@ def train_centroids(
     rng = np.random.default_rng(seed)
     k = min(num_centroids, len(sample_t))
     pick = torch.from_numpy(rng.choice(len(sample_t), size=k, replace=False))
-    centroids = sample_t[pick].clone()
+    centroids = sample_t[pick.to(sample_t.device)].clone()
     for _ in range(niters):
-        codes = torch.from_numpy(
-            assign(sample_t.numpy(), centroids.numpy()).astype(np.int64)
-        )
+        codes = _assign_t(sample_t, centroids, max(256, _SCRATCH_FLOATS // k)).long()
         sums = torch.zeros_like(centroids).index_add_(0, codes, sample_t)
         norms = sums.norm(dim=1, keepdim=True)
         filled = norms[:, 0] > 0
         centroids[filled] = sums[filled] / norms[filled]
-    return centroids.numpy()
+    return centroids.cpu().numpy()
+
+
+def _assign_t(
+    tokens: torch.Tensor, centroids: torch.Tensor, batch_size: int
+) -> torch.Tensor:
+    """:func:`assign` on tensors of one device: ``(T,)`` int32 on that device."""
+    codes = torch.empty(len(tokens), dtype=torch.int32, device=centroids.device)
+    for start in range(0, len(tokens), batch_size):
+        block = tokens[start : start + batch_size].to(centroids.device).float()
+        codes[start : start + len(block)] = torch.mm(block, centroids.T).argmax(dim=1)
+    return codes
 
 
 def assign(
-    tokens: np.ndarray, centroids: np.ndarray, batch_size: int | None = None
+    tokens: np.ndarray,
+    centroids: np.ndarray,
+    batch_size: int | None = None,
+    device: torch.device | None = None,
 ) -> np.ndarray:
     """Nearest centroid (largest dot product) of each token, ``(T,)`` int32.
 
     ``tokens`` may be float16 or float32 (or a memory map); it is converted
-    block by block so memory stays bounded.
+    block by block so memory stays bounded. ``device``: the matmuls run there.
     """
     centroids_t = torch.from_numpy(np.ascontiguousarray(centroids, dtype=np.float32))
+    if device is not None:
+        centroids_t = centroids_t.to(device)
     if batch_size is None:
         batch_size = max(256, _SCRATCH_FLOATS // max(1, len(centroids_t)))
-    codes = np.empty(len(tokens), dtype=np.int32)
     source = torch.from_numpy(np.asarray(tokens))
-    for start in range(0, len(tokens), batch_size):
-        block = source[start : start + batch_size].float()
-        codes[start : start + len(block)] = (
-            torch.mm(block, centroids_t.T).argmax(dim=1).numpy()
-        )
-    return codes
+    return _assign_t(source, centroids_t, batch_size).cpu().numpy()
 
 
 def build_lists(

@@ -8,12 +8,17 @@ ids: they return ``(segment number, row in segment, score)`` triples.
 Interface contract (used by ``indexes.plaid`` / ``indexes.exact``; keep it
 stable):
 
-``search(queries, centroids, segments, k, n_ivf_probe, n_full_scores)``
+``search(queries, centroids, segments, k, n_ivf_probe, n_full_scores, book=None)``
     PLAID: IVF candidates per segment (``ivf.probe``), the best
-    ``n_full_scores`` by approximate score across segments, re-scored exactly
-    (``scores.kernels.maxsim.maxsim_flat``), top ``k``.
-``exact_search(queries, segments, k)``
-    Exact MaxSim over every live document.
+    ``n_full_scores`` by approximate score across segments, re-scored (from
+    float16 vectors with ``scores.kernels.maxsim.maxsim_flat``, or from the
+    codes with :mod:`.compressed`, ``book`` giving the codec), top ``k``. The
+    queries of one call share the centroid scoring matmul and, per segment,
+    one re-scoring call (a candidate shared by several queries is decoded
+    once).
+``exact_search(queries, segments, k, book=None)``
+    MaxSim over every live document (over the reconstructed vectors for a
+    compressed segment).
 ``default_n_ivf_probe(num_centroids)``, ``default_n_full_scores(num_docs, k)``
     Defaults used when the user leaves the knobs to None.
 ``prefer_exact(num_tokens)``
@@ -36,6 +41,7 @@ import torch
 from ...scores.kernels.maxsim import maxsim_flat
 from ...utils.threads import one_torch_thread
 from . import ivf
+from .compressed import ScoringBook, maxsim_codes, maxsim_codes_torch
 
 Hit = tuple[int, int, float]  # (segment number, row in segment, score)
 
@@ -47,7 +53,8 @@ class SegmentView:
     Attributes
     ----------
     tokens
-        ``(T, D)`` float16 token vectors, document after document.
+        ``(T, D)`` float16 token vectors, document after document; None for a
+        compressed segment.
     offsets
         ``(N + 1,)`` int64 row offsets of the documents into ``tokens``.
     indptr, docs
@@ -55,13 +62,26 @@ class SegmentView:
         None for a segment without IVF (exact-only indexes).
     live
         ``(N,)`` bool, False for deleted documents; None when all are live.
+    codes, packed, gains
+        A compressed segment's ``(T,)`` centroid numbers, ``(T, W)`` uint8
+        packed residuals and ``(T,)`` float32 gains (:mod:`.codec`); None for
+        a float16 segment.
+    device_codes, device_packed, device_gains
+        The same as torch tensors on an accelerator (or CPU) when the index
+        searches through torch; None for the numba path.
     """
 
-    tokens: np.ndarray
+    tokens: np.ndarray | None
     offsets: np.ndarray
     indptr: np.ndarray | None = None
     docs: np.ndarray | None = None
     live: np.ndarray | None = None
+    codes: np.ndarray | None = None
+    packed: np.ndarray | None = None
+    gains: np.ndarray | None = None
+    device_codes: torch.Tensor | None = None
+    device_packed: torch.Tensor | None = None
+    device_gains: torch.Tensor | None = None
 
     @property
     def num_docs(self) -> int:
@@ -78,7 +98,7 @@ def default_n_ivf_probe(num_centroids: int) -> int:
     return int(max(1, min(num_centroids, 8)))
 
 
-def default_n_full_scores(num_docs: int, k: int) -> int:
+def default_n_full_scores(num_docs: int, k: int, compressed: bool = False) -> int:
     """Candidates re-scored exactly when ``n_full_scores`` is None.
 
     ``512 * sqrt(num_docs / 5000)`` (at least ``8 * k``, at most every
@@ -86,8 +106,12 @@ def default_n_full_scores(num_docs: int, k: int) -> int:
     recall@10 >= 0.95 at 5,000 documents; more documents compete for the same
     top 10 as the collection grows, the square root keeps the exact
     re-scoring cost growing slower than the collection.
+
+    ``compressed``: twice as many, for scores from residual codes: their
+    small score errors reorder near-ties at the 10th place, which a deeper
+    list wins back (measured in docs/index_engine.md).
     """
-    scaled = round(512 * (max(num_docs, 0) / 5000) ** 0.5)
+    scaled = round((1024 if compressed else 512) * (max(num_docs, 0) / 5000) ** 0.5)
     return int(max(8 * k, min(num_docs, scaled)))
 
 
@@ -126,11 +150,44 @@ def _top_k(
     ]
 
 
+def score_rows(
+    queries: Sequence[np.ndarray],
+    segment: SegmentView,
+    rows: Sequence[np.ndarray],
+    book: ScoringBook | None = None,
+) -> list[np.ndarray]:
+    """MaxSim of each query against its own ``rows`` of one segment, ``(n_i,)`` each.
+
+    Float16 segments go through ``maxsim_flat`` (one call when every query
+    has the same rows); compressed ones through the fused kernel, or the
+    torch path when the segment has device tensors.
+    """
+    if segment.packed is None:
+        if len(rows) > 1 and all(r is rows[0] for r in rows):
+            return list(maxsim_flat(queries, segment.tokens, segment.offsets, rows[0]))
+        return [
+            maxsim_flat([q], segment.tokens, segment.offsets, r)[0]
+            for q, r in zip(queries, rows)
+        ]
+    if book is None:
+        raise ValueError("a compressed segment needs the index's codec (book).")
+    if segment.device_packed is not None:
+        return maxsim_codes_torch(
+            queries, book.codec, book.device_centroids, segment.device_codes,
+            segment.device_packed, segment.device_gains, segment.offsets, rows,
+        )  # fmt: skip
+    return maxsim_codes(
+        queries, book, segment.codes, segment.packed, segment.gains,
+        segment.offsets, rows,
+    )  # fmt: skip
+
+
 def exact_search(
     queries: Sequence[np.ndarray],
     segments: Sequence[SegmentView],
     k: int,
     allowed: Sequence[np.ndarray | None] | None = None,
+    book: ScoringBook | None = None,
 ) -> list[list[Hit]]:
     """Exact MaxSim top ``k`` of each query over the live documents."""
     if len(queries) == 0:
@@ -140,12 +197,53 @@ def exact_search(
         r = _rows(segment, None if allowed is None else allowed[s])
         seg_ids.append(np.full(len(r), s, dtype=np.int64))
         rows.append(r)
-        scores.append(maxsim_flat(queries, segment.tokens, segment.offsets, r))
+        scores.append(np.stack(score_rows(queries, segment, [r] * len(queries), book)))
     if not rows:
         return [[] for _ in queries]
     seg_all, rows_all = np.concatenate(seg_ids), np.concatenate(rows)
     scores_all = np.concatenate(scores, axis=1)
     return [_top_k(seg_all, rows_all, scores_all[i], k) for i in range(len(queries))]
+
+
+def _candidates(
+    centroid_scores: np.ndarray,
+    segments: Sequence[SegmentView],
+    n_ivf_probe: int,
+    n_full_scores: int,
+    allowed: Sequence[np.ndarray | None] | None,
+) -> dict[int, np.ndarray]:
+    """One query's rows to re-score, per segment number (IVF pool + scanned ones)."""
+    seg_ids, rows, approx, chosen = [], [], [], {}
+    for s, segment in enumerate(segments):
+        subset = None if allowed is None else allowed[s]
+        if segment.indptr is None:  # small segment: exact scores directly
+            chosen[s] = _rows(segment, subset)
+            continue
+        r, a = ivf.probe(
+            centroid_scores, segment.indptr, segment.docs, segment.num_docs, n_ivf_probe
+        )
+        keep = np.ones(len(r), dtype=bool)
+        if segment.live is not None:
+            keep &= segment.live[r]
+        if subset is not None:
+            subset = np.asarray(subset, dtype=np.int64)
+            if len(subset) == 0:
+                keep[:] = False
+            else:
+                position = np.minimum(np.searchsorted(subset, r), len(subset) - 1)
+                keep &= subset[position] == r
+        seg_ids.append(np.full(int(keep.sum()), s, dtype=np.int64))
+        rows.append(r[keep])
+        approx.append(a[keep])
+    pool_seg = np.concatenate(seg_ids) if seg_ids else np.zeros(0, np.int64)
+    pool_rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    if len(pool_rows) > n_full_scores:
+        best = np.argpartition(-np.concatenate(approx), n_full_scores - 1)
+        best = best[:n_full_scores]
+        pool_seg, pool_rows = pool_seg[best], pool_rows[best]
+    for s in np.unique(pool_seg).tolist():
+        chosen[s] = np.sort(pool_rows[pool_seg == s])
+    return chosen
 
 
 def search(
@@ -156,77 +254,52 @@ def search(
     n_ivf_probe: int,
     n_full_scores: int,
     allowed: Sequence[np.ndarray | None] | None = None,
+    book: ScoringBook | None = None,
 ) -> list[list[Hit]]:
-    """PLAID-style top ``k`` of each query (approximate candidates, exact scores).
+    """PLAID-style top ``k`` of each query (approximate candidates, full scores).
 
     Per query: every segment's IVF lists give candidates and approximate
     scores (``ivf.probe``); deleted rows and rows outside ``allowed`` are
     dropped; the best ``n_full_scores`` across segments are re-scored with
-    exact MaxSim from the stored vectors and the best ``k`` returned. A
-    segment without IVF lists (``indptr`` None) is scanned exactly.
+    MaxSim (:func:`score_rows`: the float16 vectors, or the codes with
+    ``book``) and the best ``k`` returned. A segment without IVF lists
+    (``indptr`` None) is scanned. All queries' centroid scores come from one
+    matmul, and each segment re-scores every query's candidates in one call.
     """
+    if len(queries) == 0:
+        return []
     centroids_t = torch.from_numpy(np.ascontiguousarray(centroids, dtype=np.float32))
+    queries = [np.ascontiguousarray(q, dtype=np.float32) for q in queries]
+    # A (sum Lq, K) product; on one torch thread, since on a busy machine a
+    # two-thread matmul of this size waits on the other pool's threads
+    # (utils/threads.py).
+    with one_torch_thread():
+        stacked = torch.from_numpy(np.concatenate(queries))
+        all_scores = torch.mm(stacked, centroids_t.T).numpy()
+    bounds = np.cumsum([0] + [len(q) for q in queries])
+    chosen = [
+        _candidates(all_scores[a:b], segments, n_ivf_probe, n_full_scores, allowed)
+        for a, b in zip(bounds[:-1], bounds[1:])
+    ]
+    found: list[list[tuple[int, np.ndarray, np.ndarray]]] = [[] for _ in queries]
+    for s, segment in enumerate(segments):
+        asking = [i for i, c in enumerate(chosen) if len(c.get(s, ())) > 0]
+        if not asking:
+            continue
+        rows = [chosen[i][s] for i in asking]
+        scored = score_rows([queries[i] for i in asking], segment, rows, book)
+        for i, r, v in zip(asking, rows, scored):
+            found[i].append((s, r, v))
     results = []
-    for query in queries:
-        query = np.ascontiguousarray(query, dtype=np.float32)
-        # A (Lq, K) product is too small to split across threads: on a busy
-        # machine a two-thread matmul here waits on the other pool's threads
-        # (utils/threads.py).
-        with one_torch_thread():
-            centroid_scores = torch.mm(torch.from_numpy(query), centroids_t.T).numpy()
-        seg_ids, rows, approx, exact = [], [], [], []
-        for s, segment in enumerate(segments):
-            subset = None if allowed is None else allowed[s]
-            if segment.indptr is None:  # small segment: exact scores directly
-                r = _rows(segment, subset)
-                exact.append((s, r))
-                continue
-            r, a = ivf.probe(
-                centroid_scores,
-                segment.indptr,
-                segment.docs,
-                segment.num_docs,
-                n_ivf_probe,
-            )
-            keep = np.ones(len(r), dtype=bool)
-            if segment.live is not None:
-                keep &= segment.live[r]
-            if subset is not None:
-                subset = np.asarray(subset, dtype=np.int64)
-                if len(subset) == 0:
-                    keep[:] = False
-                else:
-                    position = np.minimum(np.searchsorted(subset, r), len(subset) - 1)
-                    keep &= subset[position] == r
-            seg_ids.append(np.full(int(keep.sum()), s, dtype=np.int64))
-            rows.append(r[keep])
-            approx.append(a[keep])
-        pool_seg = np.concatenate(seg_ids) if seg_ids else np.zeros(0, np.int64)
-        pool_rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-        if len(pool_rows) > n_full_scores:
-            best = np.argpartition(-np.concatenate(approx), n_full_scores - 1)
-            best = best[:n_full_scores]
-            pool_seg, pool_rows = pool_seg[best], pool_rows[best]
-        for s in np.unique(pool_seg).tolist():
-            exact.append((s, np.sort(pool_rows[pool_seg == s])))
-        out_seg, out_rows, out_scores = [], [], []
-        for s, r in exact:
-            if len(r) == 0:
-                continue
-            segment = segments[s]
-            out_seg.append(np.full(len(r), s, dtype=np.int64))
-            out_rows.append(r)
-            out_scores.append(
-                maxsim_flat([query], segment.tokens, segment.offsets, r)[0]
-            )
-        if not out_rows:
+    for parts in found:
+        if not parts:
             results.append([])
             continue
         results.append(
             _top_k(
-                np.concatenate(out_seg),
-                np.concatenate(out_rows),
-                np.concatenate(out_scores),
+                np.concatenate([np.full(len(r), s, np.int64) for s, r, _ in parts]),
+                np.concatenate([r for _, r, _ in parts]),
+                np.concatenate([v for _, _, v in parts]),
                 k,
             )
         )

@@ -103,8 +103,10 @@ class SegmentedIndex(MergeMixin, Base):
         dim = params.get("dim")
         self._dim = None if dim is None else int(dim)
 
-    def _load_codebook(self, array: np.ndarray | None) -> None:
-        """Kinds with a shared codebook keep it here."""
+    def _load_codebook(
+        self, array: np.ndarray | None, codec: np.ndarray | None = None
+    ) -> None:
+        """Kinds with a shared codebook (and residual codec) keep it here."""
 
     def _begin_segment(self, folder: Path) -> Any:
         return None
@@ -182,10 +184,10 @@ class SegmentedIndex(MergeMixin, Base):
             raise IndexFormatError(
                 f"{store.manifest_path}: bad {self.kind} parameters ({error})."
             ) from None
-        old_book = (self._manifest or {}).get("codebook")
-        book = manifest.get("codebook")
-        if book != old_book or self._manifest is None:
-            self._load_codebook(None if book is None else store.read_array(book))
+        old = self._manifest or {}
+        book, codec = manifest.get("codebook"), manifest.get("codec")
+        if (book, codec) != (old.get("codebook"), old.get("codec")) or not old:
+            self._load_codebook(*(e and store.read_array(e) for e in (book, codec)))
         opened = {s.name: s for s in self._segments}
         segments = []
         for record in manifest["segments"]:

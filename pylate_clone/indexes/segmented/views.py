@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..engine.compressed import ScoringBook
 from ..engine.search import SegmentView
 from ..storage.segments import OpenSegment
 
@@ -21,15 +22,23 @@ if TYPE_CHECKING:  # only for the hint: index.py does not import this module bac
 def segment_view(segment: OpenSegment) -> SegmentView:
     """The arrays of ``segment`` for search: tokens, offsets, IVF lists, live rows.
 
-    ``indptr`` / ``docs`` are the kind's extra arrays (PLAID's IVF lists);
-    None for a kind or a segment without them (scanned exactly).
+    ``indptr`` / ``docs`` (PLAID's IVF lists) and ``codes`` / ``packed`` /
+    ``gains`` (PLAID's compressed vectors, and their ``device_*`` tensors)
+    are the kind's extra arrays; None for a kind or a segment without them.
     """
+    extra = segment.extra
     return SegmentView(
         tokens=segment.tokens,
         offsets=segment.offsets,
-        indptr=segment.extra.get("indptr"),
-        docs=segment.extra.get("docs"),
+        indptr=extra.get("indptr"),
+        docs=extra.get("docs"),
         live=segment.live,
+        codes=extra.get("codes"),
+        packed=extra.get("packed"),
+        gains=extra.get("gains"),
+        device_codes=extra.get("device_codes"),
+        device_packed=extra.get("device_packed"),
+        device_gains=extra.get("device_gains"),
     )
 
 
@@ -46,11 +55,15 @@ class IndexSnapshot:
         Live documents.
     dim
         Token vector dimension; None for an index that never held a document.
+    book
+        The residual codec's scoring tables of a compressed index (PLAID),
+        needed to score its compressed segments; None otherwise.
     """
 
     views: list[SegmentView]
     num_docs: int
     dim: int | None
+    book: ScoringBook | None = None
 
 
 def snapshot(index: SegmentedIndex) -> IndexSnapshot:
@@ -66,4 +79,5 @@ def snapshot(index: SegmentedIndex) -> IndexSnapshot:
             views=[segment_view(s) for s in index._segments],
             num_docs=len(index._ids),
             dim=index._dim,
+            book=index._scoring_book() if hasattr(index, "_scoring_book") else None,
         )

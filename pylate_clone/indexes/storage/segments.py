@@ -1,15 +1,19 @@
-"""Format version 2: immutable segments, tombstones and one atomic manifest.
+"""Format version 3: immutable segments, tombstones and one atomic manifest.
 
 Layout of ``{index_folder}/{index_name}/``::
 
     manifest.json              the only mutable file (replaced atomically)
     seg-<hex>/                 an immutable segment
-        tokens.npy             (T, D) token vectors, document after document
+        tokens.npy             (T, D) float16 token vectors, document after
+                               document (Exact, Voyager, format-2 PLAID)
         offsets.npy            (N + 1,) int64 row offsets of the documents
         ids.json               the N user ids in row order (JSON keeps str/int)
-        ...                    kind files (PLAID: codes/IVF lists; Voyager: HNSW)
+        ...                    kind files (PLAID: centroid codes, packed
+                               residuals instead of tokens.npy, IVF lists;
+                               Voyager: HNSW)
     del-<segment>-<gen>.npy    int32 sorted deleted rows of one segment
     centroids-<hex>.npy        PLAID codebook shared by the segments
+    codec-<hex>.npy            PLAID residual codec shared by the segments
     .write.lock / .readers.lock
 
 A commit writes only new files (a segment folder staged as ``tmp-<hex>`` and
@@ -18,6 +22,11 @@ renamed, tombstone files, maybe a codebook), fsyncs them, then replaces
 kill at any instant leaves the previous or the new manifest, both complete.
 Files no longer named by the last two manifests are deleted by garbage
 collection, which skips its round while a reader is opening files.
+
+Version 3 adds the index-level ``codec`` entry and segments without
+``tokens.npy`` (their vectors are the kind's codes). Version 2 folders are
+read as they are; the next commit rewrites the manifest as version 3, which
+names the same files.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,12 +62,13 @@ from .commit import (
 from .faults import crash_point
 
 FORMAT = "pylate_clone.index"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (2, 3)
 TOKENS = "tokens.npy"
 OFFSETS = "offsets.npy"
 IDS = "ids.json"
 _OURS = re.compile(
-    r"^(seg-[0-9a-f]+|del-seg-[0-9a-f]+-\d+\.npy|centroids-[0-9a-f]+\.npy)$"
+    r"^(seg-[0-9a-f]+|del-seg-[0-9a-f]+-\d+\.npy|(centroids|codec)-[0-9a-f]+\.npy)$"
 )
 _LEFTOVER = ("tmp-", f"{MANIFEST}.tmp-")
 
@@ -120,10 +130,10 @@ class SegmentStore(FolderStore):
             raise IndexFormatError(
                 f"{self.manifest_path} {self.retired_versions[version]}"
             )
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise IndexFormatError(
                 f"{self.manifest_path}: unsupported format version {version!r} "
-                f"(this code reads {FORMAT_VERSION})."
+                f"(this code reads {' and '.join(map(str, READABLE_VERSIONS))})."
             )
         segments = manifest.get("segments")
         if (
@@ -149,19 +159,26 @@ class SegmentStore(FolderStore):
             check_file(self.path / tomb["file"], tomb, self.manifest_path)
 
     def read_segment(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Memory-map a verified segment: tokens, offsets, ids, deleted rows."""
+        """Memory-map a verified segment: tokens, offsets, ids, deleted rows.
+
+        ``tokens`` is None for a segment stored without ``tokens.npy`` (its
+        kind reads its codes in ``_open_segment``).
+        """
         folder = self.path / record["name"]
-        tokens = _load_npy(folder / TOKENS, mmap=True)
+        tokens = None
+        if TOKENS in record["files"]:
+            tokens = _load_npy(folder / TOKENS, mmap=True)
         offsets = _load_npy(folder / OFFSETS)
         raw = load_json(folder / IDS)
         ids = raw.get("ids") if isinstance(raw, dict) else None
+        count = len(tokens) if tokens is not None else record.get("num_tokens")
         if (
-            tokens.ndim != 2
+            (tokens is not None and tokens.ndim != 2)
             or offsets.ndim != 1
             or offsets.dtype != np.int64
             or not isinstance(ids, list)
             or len(offsets) != len(ids) + 1
-            or (len(offsets) and (offsets[0] != 0 or offsets[-1] != len(tokens)))
+            or (len(offsets) and (offsets[0] != 0 or offsets[-1] != count))
         ):
             raise IndexFormatError(
                 f"{folder}: {TOKENS}, {OFFSETS} and {IDS} do not agree."
@@ -258,8 +275,9 @@ class SegmentStore(FolderStore):
             names.add(record["name"])
             if record.get("tombstones"):
                 names.add(record["tombstones"]["file"])
-        if manifest.get("codebook"):
-            names.add(manifest["codebook"]["file"])
+        for key in ("codebook", "codec"):
+            if manifest.get(key):
+                names.add(manifest[key]["file"])
         return names
 
     def collect_garbage(self, manifest: dict[str, Any]) -> int:
@@ -278,10 +296,12 @@ class OpenSegment:
     def __init__(self, record: dict[str, Any], arrays: dict[str, Any]) -> None:
         self.record = record
         self.name: str = record["name"]
-        self.tokens: np.ndarray = arrays["tokens"]
+        # None for a segment stored as codes; its kind sets `decoder`.
+        self.tokens: np.ndarray | None = arrays["tokens"]
         self.offsets: np.ndarray = arrays["offsets"]
         self.ids: list = arrays["ids"]
         self.extra: dict[str, Any] = {}
+        self.decoder: Callable[[int, int], np.ndarray] | None = None
         self.set_deleted(arrays["deleted"], record.get("tombstones"))
 
     def set_deleted(self, deleted: np.ndarray, tomb: dict | None) -> None:
@@ -296,8 +316,15 @@ class OpenSegment:
         rows = np.arange(len(self.ids), dtype=np.int64)
         return rows if self.live is None else rows[self.live]
 
+    @property
+    def num_tokens(self) -> int:
+        return int(self.offsets[-1])
+
     def matrix(self, row: int) -> np.ndarray:
+        """Float32 vectors of one document: stored, or decoded from its codes."""
         start, end = int(self.offsets[row]), int(self.offsets[row + 1])
+        if self.tokens is None:
+            return self.decoder(start, end)
         return np.asarray(self.tokens[start:end], dtype=np.float32)
 
 
@@ -310,6 +337,7 @@ class Transaction:
         self.generation = base["generation"] + 1
         self.segments = copy.deepcopy(base["segments"])
         self.codebook = base.get("codebook")
+        self.codec = base.get("codec")
         self.params = dict(base["params"])
         self.created: list[Path] = []
         self.retrain = False
@@ -339,11 +367,18 @@ class Transaction:
         self.codebook = entry
         return entry
 
+    def set_codec(self, array: np.ndarray) -> dict[str, Any]:
+        entry = self.store.write_array("codec", array)
+        self.track(self.store.path / entry["file"])
+        self.codec = entry
+        return entry
+
     def dirty(self) -> bool:
         return (
             bool(self.created)
             or self.segments != self.base["segments"]
             or self.codebook != self.base.get("codebook")
+            or self.codec != self.base.get("codec")
         )
 
     def manifest(self) -> dict[str, Any]:
@@ -351,6 +386,7 @@ class Transaction:
             "generation": self.generation,
             "params": self.params,
             "codebook": self.codebook,
+            "codec": self.codec,
             "num_documents": sum(
                 s["num_docs"] - (s["tombstones"] or {}).get("count", 0)
                 for s in self.segments

@@ -1,0 +1,138 @@
+"""Fused decode + MaxSim over compressed candidates, compiled by numba.
+
+A candidate document is stored as centroid codes and packed residual bytes
+(:mod:`.codec`). Decoding a whole segment, or even every candidate, to float32
+before scoring would write and read back 512 bytes per token; here each
+candidate is decoded into a small float32 scratch tile that stays in cache
+(one byte-table look-up per packed byte, :func:`.codec.byte_table`, times
+the token's gain), then
+scored by the register-tile MaxSim of ``scores.maxsim_jit`` straight from
+that tile. No decoded vector reaches memory beyond the scratch.
+
+The work is a flat list of ``(query, row)`` pairs, sorted by row by the
+caller: consecutive pairs on the same row reuse the decoded tile, so a batch
+of queries sharing candidates decodes each of them once.
+
+Scores are true MaxSim (a document's real tokens only; an empty document
+scores 0), the semantics of ``scores.maxsim.maxsim_flat``, over the
+reconstructed vectors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ...scores.kernels.maxsim_jit import _segment
+
+
+@njit(nogil=True, cache=True, fastmath={"reassoc", "contract", "nsz"})
+def _decode(
+    codes, packed, gains, centroids, table, normalize, start, count, scratch
+):  # pragma: no cover - compiled
+    """Write tokens ``start:start + count`` reconstructed into ``scratch[:count]``.
+
+    Two passes per token: the byte-table look-ups (a gather, ``per`` contiguous
+    weights per byte) into the scratch row, then one contiguous pass adding
+    the centroid row and the weights times the gain, and summing the squared
+    norm, which LLVM vectorises (``reassoc`` lets it reorder that sum: the
+    same order for every token, so identical tokens still decode alike).
+    """
+    width = packed.shape[1]
+    per = table.shape[2]
+    dim = scratch.shape[1]
+    flat = table.reshape(-1)  # (W * 256 * per,): one index computation per byte
+    for i in range(count):
+        t = start + i
+        c = codes[t]
+        g = gains[t]
+        row = scratch[i]
+        for p in range(width):
+            at = (p * 256 + packed[t, p]) * per
+            base = p * per
+            for j in range(per):
+                row[base + j] = flat[at + j]
+        centroid = centroids[c]
+        total = np.float32(0.0)
+        for d in range(dim):
+            value = centroid[d] + g * row[d]
+            row[d] = value
+            total += value * value
+        if normalize:
+            scale = np.float32(1.0) / np.float32(max(np.sqrt(total), 1e-12))
+            for d in range(dim):
+                row[d] *= scale
+
+
+@njit(nogil=True, cache=True)
+def codes_maxsim(
+    query_columns,
+    query_lengths,
+    pair_query,
+    pair_row,
+    offsets,
+    codes,
+    packed,
+    gains,
+    centroids,
+    table,
+    normalize,
+    out,
+):  # pragma: no cover - compiled
+    """MaxSim of ``(query, row)`` pairs over compressed documents.
+
+    Parameters
+    ----------
+    query_columns
+        ``(Q, Dp, S)`` float32, C-contiguous: each query transposed, ``Dp`` the
+        padded dimension (``W * per``, zero rows past ``D``), ``S`` a multiple
+        of 16, columns past the query's length zero.
+    query_lengths
+        ``(Q,)`` int64 real tokens of each query (the columns summed).
+    pair_query, pair_row
+        ``(n,)`` int64: the query and document row of each pair, sorted by
+        row (pairs of one row are consecutive, so its tile is decoded once).
+    offsets
+        ``(N + 1,)`` int64 token offsets of the documents.
+    codes, packed, gains
+        ``(T,)`` centroid numbers, ``(T, W)`` uint8 packed residual shapes and
+        ``(T,)`` float32 residual gains.
+    centroids
+        ``(K, Dp)`` float32, zero columns past ``D``.
+    table
+        ``(W, 256, per)`` float32 byte table of the codec.
+    normalize
+        Whether each reconstruction is divided by its norm.
+    out
+        ``(n,)`` float32, written: the score of each pair.
+    """
+    num_queries, dim, stride = query_columns.shape
+    longest = 0
+    for j in range(len(pair_row)):
+        r = pair_row[j]
+        longest = max(longest, offsets[r + 1] - offsets[r])
+    scratch = np.empty((max(longest, 1), dim), np.float32)
+    best = np.empty(stride, np.float32)
+    scratch_addr = scratch.ctypes.data
+    best_addr = best.ctypes.data
+    q_base = query_columns.ctypes.data
+    q_bytes = 4 * dim * stride
+    decoded = -1
+    for j in range(len(pair_row)):
+        r = pair_row[j]
+        start = offsets[r]
+        length = offsets[r + 1] - start
+        if length == 0:
+            out[j] = 0.0
+            continue
+        if r != decoded:
+            _decode(codes, packed, gains, centroids, table, normalize,
+                    start, length, scratch)  # fmt: skip
+            decoded = r
+        qi = pair_query[j]
+        best[:] = -np.inf
+        _segment(scratch_addr, length, dim, q_base + qi * q_bytes, stride, best_addr)
+        total = np.float32(0.0)
+        for i in range(query_lengths[qi]):
+            total += best[i]
+        out[j] = total

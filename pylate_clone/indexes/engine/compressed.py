@@ -1,0 +1,273 @@
+"""MaxSim of queries against compressed documents (the codes, never a decoded copy).
+
+Two paths with the same results (up to float rounding):
+
+* CPU: :func:`maxsim_codes` runs the fused numba kernel of :mod:`._codes_jit`
+  (decode a candidate into a scratch tile, register-tile MaxSim) on a small
+  thread pool; the kernel releases the GIL.
+* any torch device: :func:`maxsim_codes_torch` gathers the candidates' codes,
+  decodes them on the device (:func:`.codec_torch.decompress_torch`) and reduces
+  with one matmul and a segment max per query.
+
+Interface contract (used by the search; keep it stable):
+
+``ScoringBook.build(centroids (K, D), codec)``: index-level tables
+``maxsim_codes(queries, book, codes (T,), packed (T, W), gains (T,),
+    offsets (N + 1,), rows: list of (n_i,) int64) -> list of (n_i,) float32``
+``maxsim_codes_torch(...)``: the same arguments as tensors plus ``device``
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ...utils.threads import outer_num_threads
+from . import codec as _codec
+from .codec_torch import decompress_torch
+
+_LANES = 16
+_TASK_TOKENS = 1 << 15  # decoded tokens per task of the thread pool
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ScoringBook:
+    """Index-level tables of the fused kernel, shared by every segment.
+
+    Attributes
+    ----------
+    codec
+        The residual quantiser.
+    centroids
+        ``(K, Dp)`` float32, ``Dp = W * per`` (zero columns past ``D``).
+    table
+        ``(W, 256, per)`` float32 byte table (:func:`.codec.byte_table`).
+    device_centroids
+        ``(K, D)`` float32 tensor on the device of the torch path, or None.
+    """
+
+    codec: _codec.Codec
+    centroids: np.ndarray
+    table: np.ndarray
+    device_centroids: torch.Tensor | None = None
+
+    @classmethod
+    def build(
+        cls,
+        centroids: np.ndarray,
+        codec: _codec.Codec,
+        device: str | torch.device | None = None,
+    ) -> ScoringBook:
+        centroids = np.asarray(centroids, dtype=np.float32)
+        if centroids.ndim != 2 or centroids.shape[1] != codec.dim:
+            raise ValueError(
+                f"centroids must be (K, {codec.dim}), got shape {centroids.shape}."
+            )
+        padded = np.zeros(
+            (len(centroids), codec.width * (8 // codec.nbits)), dtype=np.float32
+        )
+        padded[:, : codec.dim] = centroids
+        on_device = None if device is None else torch.from_numpy(centroids).to(device)
+        return cls(codec, padded, _codec.byte_table(codec), on_device)
+
+    @property
+    def padded_dim(self) -> int:
+        return int(self.centroids.shape[1])
+
+
+def _query_columns(
+    queries: Sequence[np.ndarray], dim: int, padded_dim: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(Q, Dp, S)`` transposed zero-padded queries and their lengths ``(Q,)``."""
+    lengths = np.array([len(q) for q in queries], dtype=np.int64)
+    stride = int(-(-max(1, int(lengths.max(initial=1))) // _LANES) * _LANES)
+    columns = np.zeros((len(queries), padded_dim, stride), dtype=np.float32)
+    for i, query in enumerate(queries):
+        query = np.asarray(query, dtype=np.float32)
+        if query.ndim != 2 or query.shape[1] != dim or len(query) == 0:
+            raise ValueError(
+                f"queries[{i}] must be a non-empty (Lq, {dim}) matrix, got shape "
+                f"{query.shape}."
+            )
+        columns[i, :dim, : len(query)] = query.T
+    return columns, lengths
+
+
+def _pairs(
+    rows: Sequence[np.ndarray], num_docs: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flattened ``(query, row)`` pairs sorted by row, and each pair's output slot."""
+    sizes = [len(r) for r in rows]
+    pair_row = (
+        np.concatenate([np.asarray(r, dtype=np.int64).reshape(-1) for r in rows])
+        if rows
+        else np.zeros(0, np.int64)
+    )
+    if len(pair_row) and (pair_row.min() < 0 or pair_row.max() >= num_docs):
+        bad = int(np.flatnonzero((pair_row < 0) | (pair_row >= num_docs))[0])
+        query = int(np.searchsorted(np.cumsum(sizes), bad, side="right"))
+        raise ValueError(
+            f"rows[{query}] names {pair_row[bad]}, not a document number in "
+            f"[0, {num_docs})."
+        )
+    pair_query = np.repeat(np.arange(len(rows), dtype=np.int64), sizes)
+    order = np.argsort(pair_row, kind="stable")
+    return pair_query[order], pair_row[order], order
+
+
+def _run(tasks: list, workers: int) -> None:
+    global _pool
+    if workers <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            task()
+        return
+    with _pool_lock:
+        if _pool is None or _pool._max_workers < workers:
+            _pool = ThreadPoolExecutor(max_workers=workers)
+        pool = _pool
+    for future in [pool.submit(task) for task in tasks]:
+        future.result()
+
+
+def maxsim_codes(
+    queries: Sequence[np.ndarray],
+    book: ScoringBook,
+    codes: np.ndarray,
+    packed: np.ndarray,
+    gains: np.ndarray,
+    offsets: np.ndarray,
+    rows: Sequence[np.ndarray],
+    num_threads: int | None = None,
+) -> list[np.ndarray]:
+    """MaxSim of each query against its own candidate rows, from the codes.
+
+    Parameters
+    ----------
+    queries
+        ``Q`` float32 ``(Lq_i, D)`` matrices.
+    book
+        Index-level tables (:meth:`ScoringBook.build`).
+    codes, packed, gains
+        ``(T,)`` centroid numbers, ``(T, W)`` packed residuals (may be memory
+        maps) and ``(T,)`` gains (float32 is read in place; other dtypes are
+        converted per call) of one segment.
+    offsets
+        ``(N + 1,)`` int64 token offsets of the segment's documents.
+    rows
+        ``Q`` arrays of document rows, one per query (repeats allowed).
+    num_threads
+        Worker threads; None uses torch's thread count.
+
+    Returns
+    -------
+    list[np.ndarray]
+        ``(n_i,)`` float32 scores per query, in the order of ``rows[i]``.
+    """
+    from ._codes_jit import codes_maxsim  # numba compiles on first use
+
+    if len(queries) != len(rows):
+        raise ValueError(
+            f"rows must hold one array per query ({len(queries)}), got {len(rows)}."
+        )
+    offsets = np.asarray(offsets, dtype=np.int64)
+    pair_query, pair_row, order = _pairs(rows, len(offsets) - 1)
+    out = np.zeros(len(pair_row), dtype=np.float32)
+    if len(queries) and len(pair_row):
+        columns, lengths = _query_columns(queries, book.codec.dim, book.padded_dim)
+        codes = np.asarray(codes)
+        packed = np.asarray(packed)
+        gains = np.asarray(gains, dtype=np.float32)
+        # Cut the sorted pairs into tasks of about _TASK_TOKENS decoded tokens,
+        # never between two pairs of the same row (its tile is decoded once).
+        tokens = np.cumsum(offsets[pair_row + 1] - offsets[pair_row])
+        cuts = np.searchsorted(
+            tokens, np.arange(_TASK_TOKENS, tokens[-1], _TASK_TOKENS)
+        )
+        cuts = cuts[(cuts > 0) & (cuts < len(pair_row))]
+        cuts = cuts[pair_row[cuts] != pair_row[cuts - 1]]
+        bounds = np.unique(np.concatenate([[0], cuts, [len(pair_row)]]))
+
+        def task(a: int, b: int):
+            def run() -> None:
+                codes_maxsim(
+                    columns, lengths, pair_query[a:b], pair_row[a:b], offsets,
+                    codes, packed, gains, book.centroids, book.table,
+                    book.codec.normalize, out[a:b],
+                )  # fmt: skip
+
+            return run
+
+        tasks = [task(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+        workers = num_threads or min(outer_num_threads(), os.cpu_count() or 1)
+        _run(tasks, workers)
+    scores = np.empty_like(out)
+    scores[order] = out
+    ends = np.cumsum([len(r) for r in rows])
+    return np.split(scores, ends[:-1]) if len(rows) else []
+
+
+def maxsim_codes_torch(
+    queries: Sequence[torch.Tensor | np.ndarray],
+    codec: _codec.Codec,
+    centroids: torch.Tensor,
+    codes: torch.Tensor,
+    packed: torch.Tensor,
+    gains: torch.Tensor,
+    offsets: np.ndarray,
+    rows: Sequence[np.ndarray],
+) -> list[np.ndarray]:
+    """:func:`maxsim_codes` through torch on the device of ``packed``.
+
+    ``centroids``, ``codes``, ``packed`` and ``gains`` are tensors on the device; the
+    candidates' tokens are gathered there, decoded and scored with one
+    ``(Lq, t)`` matmul and a per-document maximum per query.
+    """
+    if len(queries) != len(rows):
+        raise ValueError(
+            f"rows must hold one array per query ({len(queries)}), got {len(rows)}."
+        )
+    device = packed.device
+    offsets = np.asarray(offsets, dtype=np.int64)
+    num_docs = len(offsets) - 1
+    results = []
+    for i, (query, r) in enumerate(zip(queries, rows)):
+        r = np.asarray(r, dtype=np.int64).reshape(-1)
+        if len(r) and (r.min() < 0 or r.max() >= num_docs):
+            raise ValueError(
+                f"rows[{i}] names a row outside [0, {num_docs}): "
+                f"{int(r[(r < 0) | (r >= num_docs)][0])}."
+            )
+        q = torch.as_tensor(query).to(device=device, dtype=torch.float32)
+        if q.ndim != 2 or q.shape[1] != codec.dim or len(q) == 0:
+            raise ValueError(
+                f"queries[{i}] must be a non-empty (Lq, {codec.dim}) matrix, got "
+                f"shape {tuple(q.shape)}."
+            )
+        starts, lengths = offsets[r], offsets[r + 1] - offsets[r]
+        if len(r) == 0 or lengths.sum() == 0:
+            results.append(np.zeros(len(r), dtype=np.float32))
+            continue
+        local = np.repeat(np.arange(len(r)), lengths)
+        index = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(
+            int(lengths.sum())
+        )
+        index_t = torch.from_numpy(index).to(device)
+        decoded = decompress_torch(
+            codes[index_t], packed[index_t], gains[index_t], centroids, codec
+        )
+        sims = q @ decoded.T  # (Lq, t)
+        owner = torch.from_numpy(local).to(device).expand_as(sims)
+        best = torch.full((len(q), len(r)), -torch.inf, device=device)
+        best = best.scatter_reduce(1, owner, sims, reduce="amax", include_self=True)
+        score = best.sum(dim=0)
+        score = torch.where(torch.from_numpy(lengths > 0).to(device), score, 0.0)
+        results.append(score.cpu().numpy().astype(np.float32))
+    return results
