@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import logging
 import math
 import os
 import shutil
@@ -28,11 +29,14 @@ from ._storage import DEFAULT_LOCK_TIMEOUT, IndexFormatError, crash_point
 from .base import Base, EndToEndSearch
 from .utils import (
     check_documents,
+    check_int,
     check_timeout,
     convert_embeddings_to_torch,
     embedding_dim,
     per_query_subsets,
 )
+
+logger = logging.getLogger(__name__)
 
 PAYLOAD = "fast_plaid"
 
@@ -331,7 +335,7 @@ class FastPlaid(EndToEndSearch, GenerationIndexMixin, Base):
         self,
         documents_ids: DocumentId | list[DocumentId],
         documents_embeddings: Any,
-        **kwargs: Any,
+        batch_size: int = 2000,
     ) -> FastPlaid:
         """Add documents in one atomic write; an id already indexed is replaced.
 
@@ -342,14 +346,16 @@ class FastPlaid(EndToEndSearch, GenerationIndexMixin, Base):
         documents_embeddings
             ``n`` matrices ``(L_i, H)`` (list, 3-D array/tensor), or a single
             ``(L, H)`` matrix for one document.
-        **kwargs
-            Accepted for PyLate compatibility and ignored.
+        batch_size
+            Accepted for PyLate compatibility (checked; fast-plaid writes the
+            documents in one call).
 
         Returns
         -------
         FastPlaid
             ``self``.
         """
+        check_int("batch_size", batch_size)
         ids, matrices = check_documents(documents_ids, documents_embeddings, self._dim)
         dim = embedding_dim(matrices)
         tensors = [t.to(torch.float32) for t in convert_embeddings_to_torch(matrices)]

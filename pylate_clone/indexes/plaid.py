@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from ._plaid_params import plaid_settings
 from ._segments import TOKENS, OpenSegment, Transaction
 from ._storage import DEFAULT_LOCK_TIMEOUT, IndexFormatError
 from .tuning import Tunable
+
+logger = logging.getLogger(__name__)
 
 SAMPLE_CAP = 1 << 18  # token vectors at most in the k-means sample
 _CHUNK = 1 << 16  # token rows read at a time when scanning a segment

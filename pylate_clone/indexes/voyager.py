@@ -14,6 +14,7 @@ from ._storage import DEFAULT_LOCK_TIMEOUT, IndexFormatError
 from .segmented import SegmentedIndex
 from .tuning import Tunable
 from .utils import as_matrices, check_int, check_k, to_float32_numpy
+from .utils import reshape_embeddings as reshape_embeddings
 
 INDEX_FILE = "index.voyager"
 

@@ -14,7 +14,13 @@ import torch
 from ..rank import RerankResult
 from ._idmap import DocumentId, describe_ids, normalize_id, normalize_ids
 from ._storage import IndexFormatError, atomic_write_bytes
-from .utils import as_matrices, check_documents, check_k, convert_embeddings_to_torch
+from .utils import (
+    as_matrices,
+    check_documents,
+    check_int,
+    check_k,
+    convert_embeddings_to_torch,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -160,13 +166,14 @@ class WARP:
     # -- mutation ----------------------------------------------------------------------
 
     def add_documents(
-        self, documents_ids: Any, documents_embeddings: Any, **kwargs: Any
+        self, documents_ids: Any, documents_embeddings: Any, batch_size: int = 2000
     ) -> WARP:
         """Add documents; ids already indexed are updated in place.
 
-        ``**kwargs`` (e.g. ``batch_size``) are accepted for PyLate code and
-        ignored: WARP batches internally.
+        ``batch_size`` is accepted for PyLate code (checked; WARP batches
+        internally).
         """
+        check_int("batch_size", batch_size)
         ids, matrices = check_documents(documents_ids, documents_embeddings)
         known = [i for i, d in enumerate(ids) if d in self._doc_to_warp]
         if known:
