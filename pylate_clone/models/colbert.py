@@ -407,22 +407,9 @@ class ColBERT(LoaderHooks, MultiProcessEncoding, SentenceTransformer):
             # hf_hub.PylateModelCardData renders PyLate's card (or keeps a loaded one).
             self._create_model_card(path, model_name, train_datasets)
 
-    def save_pretrained(
-        self,
-        path: str,
-        model_name: str | None = None,
-        create_model_card: bool = True,
-        train_datasets: list[str] | None = None,
-        safe_serialization: bool = True,
-    ) -> None:
-        """Alias of :meth:`save` (same parameters)."""
-        self.save(
-            path,
-            model_name=model_name,
-            create_model_card=create_model_card,
-            train_datasets=train_datasets,
-            safe_serialization=safe_serialization,
-        )
+    # sentence-transformers' trainer saves through save_pretrained: the same
+    # method, so both have save's parameters and refuse unknown keywords.
+    save_pretrained = save
 
     def _get_model_config(self) -> dict[str, Any]:
         """The content of ``config_sentence_transformers.json``, in PyLate's key order."""
