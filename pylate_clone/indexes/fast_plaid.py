@@ -59,13 +59,26 @@ def _frozen_gc():
     every object of the process (0.3 s apiece once torch and transformers are
     loaded, most of a small write). ``gc.freeze()`` parks the objects that
     existed before the call in the permanent generation and ``gc.unfreeze()``
-    returns them afterwards, so nothing is leaked.
+    returns them afterwards, so nothing is leaked. Nested uses (a write opens
+    fast-plaid inside its own block) freeze and unfreeze once, at the
+    outermost level: an inner ``unfreeze`` would thaw the whole heap for the
+    rest of the outer block, where most of the collections happen.
     """
-    gc.freeze()
+    outermost = _FREEZE_DEPTH[0] == 0
+    if outermost:
+        gc.freeze()
+    _FREEZE_DEPTH[0] += 1
     try:
         yield
     finally:
-        gc.unfreeze()
+        _FREEZE_DEPTH[0] -= 1
+        if outermost:
+            gc.unfreeze()
+
+
+# How many _frozen_gc blocks are open (indexes are used from one thread at a
+# time: the write lock serialises writers of a folder).
+_FREEZE_DEPTH = [0]
 
 
 def default_n_ivf_probe(num_partitions: int) -> int:
