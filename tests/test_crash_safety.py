@@ -13,7 +13,6 @@ the segment kinds (Voyager, PLAID, Exact) and on FastPlaid (format 1).
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import random
 import shutil
@@ -29,6 +28,7 @@ import pytest
 from pylate_clone import retrieve
 from pylate_clone.indexes._segments import SegmentStore
 from pylate_clone.indexes._storage import CRASH_ENV
+from tests._forked import FORKSERVER
 from tests.test_indexes import make_index, unit_docs
 
 N_BASE = 25
@@ -37,13 +37,6 @@ NEW_IDS = ["n0", "n1", "n2", 99]
 REPLACED = "b2"
 REMOVED = ["b1", 3, "b7"]
 SEGMENTED = ("voyager", "plaid", "exact")
-
-# Children come from a fork server that has imported this module (and with it
-# pylate_clone, torch and numpy) once: a fresh interpreter per write paid those
-# imports, a few seconds each, for every one of the ~50 writes below. The
-# server itself computes nothing, so forking it is safe with torch's threads.
-_CONTEXT = multiprocessing.get_context("forkserver")
-_CONTEXT.set_forkserver_preload(["tests.test_crash_safety"])
 
 
 def _docs():
@@ -117,9 +110,9 @@ def _child(kind, folder, op, crash_at, started, log) -> None:
 
 
 def _run_child(kind, folder, op, crash_at=None, kill_after=None):
-    started = _CONTEXT.Event()
+    started = FORKSERVER.Event()
     log = Path(folder).with_suffix(".stderr")
-    proc = _CONTEXT.Process(
+    proc = FORKSERVER.Process(
         target=_child, args=(kind, str(folder), op, crash_at, started, str(log))
     )
     proc.start()

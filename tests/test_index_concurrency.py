@@ -12,7 +12,6 @@ left (no lost update).
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import sys
 import time
@@ -21,17 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from tests._forked import FORKSERVER
 from tests.test_indexes import make_index, unit_docs
 
 COMMITS = {"voyager": 6, "plaid": 6, "exact": 6, "fast_plaid": 3}
 BASE = [f"base{i}" for i in range(12)]
-
-# The five processes of a test are forked from a server that has imported this
-# module (pylate_clone, torch) once, instead of five fresh interpreters each
-# importing torch at the same time on a small machine. The server computes
-# nothing, so forking it is safe.
-_CONTEXT = multiprocessing.get_context("forkserver")
-_CONTEXT.set_forkserver_preload(["tests.test_index_concurrency"])
 
 
 def _docs():
@@ -57,7 +50,10 @@ def reader(kind: str, folder: str, mode: str) -> dict:
     from pylate_clone import retrieve
 
     seen = {}
-    while not stop.exists():
+    while True:
+        # Once STOP exists (the writers are done) one more search runs, so
+        # every reader also checks the final state.
+        stopping = stop.exists()
         if mode == "reopen":
             index = make_index(kind, Path(folder))
         hits = retrieve.ColBERT(index=index).retrieve(docs[:2], k=5)
@@ -68,7 +64,9 @@ def reader(kind: str, folder: str, mode: str) -> dict:
         if not returned <= live:
             return {"error": f"ids {returned - live} not live"}
         seen[generation] = sorted(live)
-    return {"seen": seen}
+        (Path(folder) / f"ready-{os.getpid()}").touch()  # one search done
+        if stopping:
+            return {"seen": seen}
 
 
 def _role(role: str, kind: str, folder: str, arg: str, report: str) -> None:
@@ -90,7 +88,7 @@ class _Child:
         self.report = Path(folder).parent / f"{Path(folder).name}-{role}-{arg}.json"
         if role == "reader":  # two readers share a mode
             self.report = self.report.with_name(f"{id(self)}-{self.report.name}")
-        self.process = _CONTEXT.Process(
+        self.process = FORKSERVER.Process(
             target=_role, args=(role, kind, folder, arg, str(self.report))
         )
         self.process.start()
@@ -115,7 +113,13 @@ def test_three_readers_two_writers(kind, tmp_path):
     make_index(kind, tmp_path).add_documents(BASE, docs[: len(BASE)])
     folder = str(tmp_path)
     readers = [_spawn("reader", kind, folder, m) for m in ("reopen", "reopen", "live")]
-    time.sleep(1.0)
+    # The writers start once every reader is searching (not after a fixed
+    # sleep: a forked reader's first search may take longer than a writer).
+    deadline = time.monotonic() + 300
+    while len(list(tmp_path.glob("ready-*"))) < len(readers):
+        assert time.monotonic() < deadline, "the readers never searched"
+        assert all(r.process.is_alive() for r in readers), "a reader died"
+        time.sleep(0.05)
     writers = [_spawn("writer", kind, folder, w) for w in ("w0", "w1")]
     try:
         for proc in writers:
@@ -138,4 +142,7 @@ def test_three_readers_two_writers(kind, tmp_path):
                 expected.discard(f"{name}-{c - 2}-0")
     final = make_index(kind, tmp_path)
     assert set(final.documents_ids) == expected
-    assert len(views) >= 2  # the readers did run during the commits
+    # The readers ran from before the commits until after them: they saw the
+    # first state, the final one (equal to the index's) and all in between.
+    assert len(views) >= 2
+    assert set(views[max(views, key=int)]) == expected
