@@ -11,7 +11,9 @@ Embeddings of the 5,183 documents and 300 test queries (MiniLM ColBERT,
 the exhaustive ranking are cached under ``benchmarks/.cache/``. Each index runs
 in its own child process so peak RSS is per index.
 
-Usage::
+After the table the figures go to ``benchmarks/results/index.json`` and,
+with matplotlib (the ``bench`` extra), to ``docs/images/index_recall_vs_p50.png``
+(``benchmarks/charts.py``). Usage::
 
     python benchmarks/index.py                    # all indexes
     python benchmarks/index.py --indexes plaid    # a subset
@@ -293,6 +295,43 @@ def main() -> None:
             f"{r['p95_ms']:>8.1f}{r['bytes_per_token']:>9.1f}"
             f"{r['peak_rss_mb']:>8.0f}{recall:>7.3f}{ndcg:>9.4f}"
         )
+    export_results(rows, len(docs))
+
+
+def export_results(rows: list, n_documents: int) -> None:
+    """Write the figures as JSON and draw the chart (skipped without matplotlib)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import charts
+
+    results = {
+        "benchmark": "index",
+        "note": (
+            f"SciFact ({n_documents:,} documents), {os.cpu_count()} cores, "
+            f"load {os.getloadavg()[0]:.0f}"
+        ),
+        "source": "benchmarks/index.py",
+        "rows": [
+            {
+                "system": r["index"],
+                "documents": n_documents,
+                "p50_ms": r["p50_ms"],
+                "recall_at_10": float(recall),
+                "ndcg_at_10": float(ndcg),
+                "bytes_per_token": r["bytes_per_token"],
+            }
+            for r, recall, ndcg in rows
+        ],
+    }
+    print(
+        f"wrote {charts.write_results(results, ROOT / 'benchmarks/results/index.json')}"
+    )
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print("no chart: matplotlib is missing (pip install -e '.[bench]')")
+        return
+    for path in charts.write_charts(results):
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,11 @@ Results are cached per system and scale as JSON under
 ``benchmarks/.cache/scale_results/``; a re-run only redoes what is missing
 (``--force`` redoes the named ones). ``--timeout-s`` stops a system that
 runs longer and records the stage it had reached. ``--our-path`` runs our
-systems against another checkout of ``pylate_clone``. Usage::
+systems against another checkout of ``pylate_clone``. After the table, the
+figures go to ``benchmarks/results/index_scale.json`` and, with matplotlib
+(the ``bench`` extra), to the PNG charts of ``benchmarks/charts.py`` in
+``docs/images/`` (a ``--limit`` run writes both under the cache instead).
+Usage::
 
     python benchmarks/index_scale.py                          # everything
     python benchmarks/index_scale.py --scales 1 --systems exact,plaid
@@ -47,11 +51,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import charts  # noqa: E402
 import scale_data  # noqa: E402
 
 SYSTEMS = ("pylate-warp", "pylate-plaid", "plaid", "plaid-2bit", "voyager", "exact")
 PYLATE_SYSTEMS = ("pylate-warp", "pylate-plaid")
 BATCH = 32
+ROOT = Path(__file__).resolve().parents[1]
 PYLATE_PYTHON = os.environ.get("PYLATE_PYTHON", "/tmp/pylate-1.6/bin/python")
 RESULTS = scale_data.CACHE / "scale_results"
 K = 10
@@ -361,6 +367,60 @@ def print_table(scales: list[int], limit: int | None) -> None:
             )
 
 
+LABELS = {
+    "pylate-plaid": "PyLate 1.6 PLAID",
+    "pylate-warp": "PyLate 1.6 WARP",
+    "plaid": "our PLAID",
+    "plaid-2bit": "our PLAID (nbits=2)",
+    "voyager": "our Voyager + rerank",
+    "exact": "our Exact",
+}
+
+
+def export_results(scales: list[int], limit: int | None) -> None:
+    """Write the finished rows as JSON and draw the charts (skipped without matplotlib)."""
+    rows = []
+    for scale in scales:
+        for name, r in load_rows(scale, limit).items():
+            if "stopped_after_s" in r or "recall" not in r:
+                continue
+            rows.append(
+                {
+                    "system": name,
+                    "label": LABELS.get(name, name),
+                    "scale": scale,
+                    "documents": r["documents"],
+                    "p50_ms": r["p50_ms"],
+                    "recall_at_10": r["recall"],
+                    "bytes_per_token": r["bytes_per_token"],
+                    "load": r["load"][0],
+                    "run_utc": r["date"],
+                }
+            )
+    if not rows:
+        return
+    loads = [r["load"] for r in rows]
+    results = {
+        "benchmark": "index_scale",
+        "note": (
+            f"SciFact {'/'.join(f'{s}x' for s in scales)}, {os.cpu_count()} cores, "
+            f"load {min(loads):.0f}-{max(loads):.0f}"
+        ),
+        "source": "benchmarks/index_scale.py",
+        "rows": rows,
+    }
+    full = limit is None
+    out = ROOT / "benchmarks" / "results" if full else RESULTS / "charts"
+    print(f"wrote {charts.write_results(results, out / 'index_scale.json')}")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print("no charts: matplotlib is missing (pip install -e '.[bench]')")
+        return
+    for path in charts.write_charts(results, charts.IMAGES if full else out):
+        print(f"wrote {path}")
+
+
 def kernel_figures(scale: int, limit: int | None, repeats: int = 5) -> None:
     """GFLOP/s of ``maxsim_flat`` on the scale's float16 store vs dense matmul.
 
@@ -465,6 +525,7 @@ def main() -> None:
                         args.timeout_s, args.our_path,
                     )  # fmt: skip
     print_table(scales, args.limit)
+    export_results(scales, args.limit)
     if args.kernel:
         kernel_figures(scales[0], args.limit)
 

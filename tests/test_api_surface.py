@@ -9,9 +9,11 @@ them only when those have defaults (or are ``*args``/``**kwargs``).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -49,10 +51,25 @@ DEFAULT_EXCEPTIONS = {
 ACCEPTED_PROBLEMS = {
     # Our Base is the storage base of every index (folder, name, override);
     # PyLate's is an abstract stub with (name, recreate) that nothing calls.
-    "pylate.indexes.base.Base.__call__: 'k' default 10, PyLate 5",
+    # Base.name / Base.recreate exist here as read-only aliases of index_name
+    # and override.
     "pylate.indexes.base.Base.__init__: missing parameter 'name'",
     "pylate.indexes.base.Base.__init__: missing parameter 'recreate'",
-    "pylate.indexes.base.Base.add_documents: missing parameter 'batch_size'",
+    # PyLate's add_documents take **kwargs and drop what they do not use; ours
+    # name batch_size (PyLate's only keyword there) and refuse anything else,
+    # so a misspelt keyword is a TypeError (test_no_public_method_swallows_...).
+    *(
+        f"pylate.indexes.{path}.add_documents: missing VAR_KEYWORD parameter kwargs"
+        for path in (
+            "PLAID",
+            "plaid.PLAID",
+            "WARP",
+            "warp.WARP",
+            "TachiomIndex",
+            "tachiom.TachiomIndex",
+            "fast_plaid.FastPlaid",
+        )
+    ),
     # None means identity here; PyLate's default is an nn.Identity() instance.
     "pylate.models.Dense.__init__: 'activation_function' default None, "
     "PyLate Identity()",
@@ -68,12 +85,20 @@ NOT_PROVIDED = {
     "pylate.scores._lik_backend": "private module (LIK kernels, GPU only)",
 }
 NOT_PROVIDED_NAMES = {
-    # Private copies of indexes.utils.reshape_embeddings inside PyLate modules.
-    ("pylate.indexes.voyager", "reshape_embeddings"): "use indexes.utils's",
-    ("pylate.rank.rank", "reshape_embeddings"): "use indexes.utils's",
-    # score_xtr lives in rank.xtr (rank.score_xtr); re-exporting it from
-    # rank.rank would make an import cycle.
-    ("pylate.rank.rank", "score_xtr"): "use rank.score_xtr",
+    # PyLate's server script builds these when imported (it parses sys.argv and
+    # loads a model); importing pylate_clone.server.server has no side effects:
+    # server.main() / python -m pylate_clone.server.server build them.
+    ("pylate.server.server", "app"): "built by server.main (create_app)",
+    ("pylate.server.server", "args"): "server.parse_args() returns them",
+    ("pylate.server.server", "model"): "loaded by server.main",
+    ("pylate.server.server", "create_embedding"): "a route of create_app's app",
+}
+
+# Module-level values that are ours by nature (versions of this install).
+VALUE_DIFFERS = {
+    ("pylate.__version__", "VERSION"): "pylate_clone's version",
+    ("pylate.hf_hub.model_card", "pylate_version"): "pylate_clone's version",
+    ("pylate.hf_hub.model_card", "sentence_transformers_version"): "installed one",
 }
 
 
@@ -178,8 +203,19 @@ def test_name_resolves_with_compatible_signature(module: str, name: str) -> None
         assert callable(obj), f"{where} must be callable"
         if spec["parameters"] is not None:
             problems += _compatible(spec["parameters"], inspect.signature(obj), where)
+    elif spec["kind"] == "Logger":
+        # logging.getLogger(__name__): PyLate code configures it by module path.
+        assert isinstance(obj, logging.Logger), f"{where} must be a logging.Logger"
+        assert obj.name == _ours(module), f"{where} is the logger {obj.name!r}"
     elif spec["kind"] == "class":
         assert inspect.isclass(obj), f"{where} must be a class"
+        ours_fields = (
+            {f.name for f in dataclasses.fields(obj)}
+            if dataclasses.is_dataclass(obj)
+            else set()
+        )
+        missing = set(spec.get("fields", ())) - ours_fields
+        assert not missing, f"{where} lacks the dataclass fields {sorted(missing)}"
         for method, parameters in spec["methods"].items():
             if not hasattr(obj, method):
                 problems.append(f"{where}.{method} is missing")
@@ -196,6 +232,16 @@ def test_name_resolves_with_compatible_signature(module: str, name: str) -> None
             except (TypeError, ValueError):
                 continue
             problems += _compatible(parameters, signature, f"{where}.{method}")
+    else:
+        # Plain module-level data: same type, and the same value where PyLate's
+        # is short enough to be stored (versions are ours, see VALUE_DIFFERS).
+        assert type(obj).__name__ == spec["kind"], (
+            f"{where} is a {type(obj).__name__}, PyLate's a {spec['kind']}"
+        )
+        if "value" in spec and (module, name) not in VALUE_DIFFERS:
+            assert repr(obj) == spec["value"], (
+                f"{where} = {obj!r}, PyLate's {spec['value']}"
+            )
     problems = [p for p in problems if p not in ACCEPTED_PROBLEMS]
     assert not problems, "\n".join(problems)
 

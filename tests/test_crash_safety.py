@@ -17,20 +17,20 @@ import os
 import random
 import shutil
 import signal
-import subprocess
 import sys
-import textwrap
 import time
+import traceback
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pylate_clone import retrieve
 from pylate_clone.indexes.storage.faults import CRASH_ENV
 from pylate_clone.indexes.storage.segments import SegmentStore
+from tests._forked import FORKSERVER
 from tests.test_indexes import make_index, unit_docs
 
-ROOT = Path(__file__).resolve().parents[1]
 N_BASE = 25
 BASE_IDS = [f"b{i}" for i in range(N_BASE - 5)] + list(range(5))
 NEW_IDS = ["n0", "n1", "n2", 99]
@@ -38,25 +38,16 @@ REPLACED = "b2"
 REMOVED = ["b1", 3, "b7"]
 SEGMENTED = ("voyager", "plaid", "exact")
 
-CHILD = textwrap.dedent(
-    """
-    import sys
-    sys.path.insert(0, {root!r})
-    from tests.test_crash_safety import do_write
-    do_write({kind!r}, {folder!r}, {op!r}, announce=True)
-    """
-)
-
 
 def _docs():
     return unit_docs(N_BASE + len(NEW_IDS) + 1, seed=42)
 
 
-def do_write(kind: str, folder: str, op: str, announce: bool = False) -> None:
+def do_write(kind: str, folder: str, op: str, started: Any = None) -> None:
     docs = _docs()
     index = make_index(kind, Path(folder))
-    if announce:
-        print("START", flush=True)
+    if started is not None:
+        started.set()
     new_ids, new_docs = NEW_IDS + [REPLACED], docs[N_BASE:]
     if op == "add":
         index.add_documents(new_ids, new_docs)
@@ -101,25 +92,40 @@ def templates(tmp_path_factory):
     return root
 
 
-def _run_child(kind, folder, op, crash_at=None, kill_after=None):
-    env = dict(os.environ)
-    env.pop(CRASH_ENV, None)
+def _child(kind, folder, op, crash_at, started, log) -> None:
+    """One write in a forked child; its stderr goes to ``log`` for the assertions."""
+    os.environ.pop(CRASH_ENV, None)
     if crash_at:
-        env[CRASH_ENV] = crash_at
-    script = CHILD.format(root=str(ROOT), kind=kind, folder=str(folder), op=op)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", script],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        os.environ[CRASH_ENV] = crash_at
+    with open(log, "w") as err:
+        os.dup2(err.fileno(), 2)
+        sys.stderr = os.fdopen(2, "w", closefd=False)
+        try:
+            do_write(kind, folder, op, started)
+        except BaseException:
+            traceback.print_exc()
+            sys.stderr.flush()
+            os._exit(1)
+    os._exit(0)
+
+
+def _run_child(kind, folder, op, crash_at=None, kill_after=None):
+    started = FORKSERVER.Event()
+    log = Path(folder).with_suffix(".stderr")
+    proc = FORKSERVER.Process(
+        target=_child, args=(kind, str(folder), op, crash_at, started, str(log))
     )
+    proc.start()
     if kill_after is not None:
-        assert proc.stdout.readline().strip() == "START"
+        assert started.wait(timeout=300), "the child never opened the index"
         time.sleep(kill_after)
-        proc.send_signal(signal.SIGKILL)
-    _, err = proc.communicate(timeout=300)
-    return proc.returncode, err
+        proc.kill()
+    proc.join(timeout=300)
+    if proc.exitcode is None:
+        proc.kill()
+        proc.join()
+    err = log.read_text() if log.exists() else ""
+    return proc.exitcode, err
 
 
 def _check_index(kind, folder, op):
@@ -216,7 +222,7 @@ def test_kill_at_named_point(kind, op, point, state, templates, tmp_path):
     folder = tmp_path / "idx"
     shutil.copytree(templates / kind, folder)
     code, err = _run_child(kind, folder, op, crash_at=point)
-    assert code == -signal.SIGKILL, err[-2000:]
+    assert code == -signal.SIGKILL, (code, err[-2000:])
     assert _check_index(kind, folder, op) == state
 
 

@@ -12,35 +12,26 @@ left (no lost update).
 from __future__ import annotations
 
 import json
-import subprocess
+import os
 import sys
-import textwrap
 import time
+import traceback
 from pathlib import Path
 
 import pytest
 
+from tests._forked import FORKSERVER
 from tests.test_indexes import make_index, unit_docs
 
-ROOT = Path(__file__).resolve().parents[1]
 COMMITS = {"voyager": 6, "plaid": 6, "exact": 6, "fast_plaid": 3}
 BASE = [f"base{i}" for i in range(12)]
-
-SCRIPT = textwrap.dedent(
-    """
-    import sys
-    sys.path.insert(0, {root!r})
-    from tests.test_index_concurrency import {role}
-    {role}({kind!r}, {folder!r}, {arg!r})
-    """
-)
 
 
 def _docs():
     return unit_docs(200, seed=50)
 
 
-def writer(kind: str, folder: str, name: str) -> None:
+def writer(kind: str, folder: str, name: str) -> dict:
     docs = _docs()
     index = make_index(kind, Path(folder))  # opened once: goes stale at once
     offset = 20 if name == "w0" else 100
@@ -49,17 +40,20 @@ def writer(kind: str, folder: str, name: str) -> None:
         index.add_documents(ids, docs[offset + 2 * c : offset + 2 * c + 2])
         if c % 3 == 2:
             index.remove_documents([f"{name}-{c - 2}-0"])
-    print(json.dumps({"done": name}), flush=True)
+    return {"done": name}
 
 
-def reader(kind: str, folder: str, mode: str) -> None:
+def reader(kind: str, folder: str, mode: str) -> dict:
     docs = _docs()
     stop = Path(folder) / "STOP"
     index = make_index(kind, Path(folder))
     from pylate_clone import retrieve
 
     seen = {}
-    while not stop.exists():
+    while True:
+        # Once STOP exists (the writers are done) one more search runs, so
+        # every reader also checks the final state.
+        stopping = stop.exists()
         if mode == "reopen":
             index = make_index(kind, Path(folder))
         hits = retrieve.ColBERT(index=index).retrieve(docs[:2], k=5)
@@ -68,20 +62,48 @@ def reader(kind: str, folder: str, mode: str) -> None:
         live = set(index._ids.ids)  # the state the search ran on
         returned = {h["id"] for rs in hits for h in rs}
         if not returned <= live:
-            print(json.dumps({"error": f"ids {returned - live} not live"}), flush=True)
-            sys.exit(1)
+            return {"error": f"ids {returned - live} not live"}
         seen[generation] = sorted(live)
-    print(json.dumps({"seen": seen}), flush=True)
+        (Path(folder) / f"ready-{os.getpid()}").touch()  # one search done
+        if stopping:
+            return {"seen": seen}
+
+
+def _role(role: str, kind: str, folder: str, arg: str, report: str) -> None:
+    """Run ``writer`` or ``reader`` in a forked child; its report goes to a file."""
+    try:
+        result = globals()[role](kind, folder, arg)
+        code = 1 if "error" in result else 0
+    except BaseException:
+        result, code = {"error": traceback.format_exc()}, 1
+    Path(report).write_text(json.dumps(result))
+    sys.stdout.flush()
+    os._exit(code)
+
+
+class _Child:
+    """A forked reader or writer and the report it leaves."""
+
+    def __init__(self, role: str, kind: str, folder: str, arg: str) -> None:
+        self.report = Path(folder).parent / f"{Path(folder).name}-{role}-{arg}.json"
+        if role == "reader":  # two readers share a mode
+            self.report = self.report.with_name(f"{id(self)}-{self.report.name}")
+        self.process = FORKSERVER.Process(
+            target=_role, args=(role, kind, folder, arg, str(self.report))
+        )
+        self.process.start()
+
+    def finish(self, timeout: float) -> tuple[int | None, dict]:
+        self.process.join(timeout)
+        if self.process.exitcode is None:
+            self.process.kill()
+            self.process.join()
+        text = self.report.read_text() if self.report.exists() else "{}"
+        return self.process.exitcode, json.loads(text)
 
 
 def _spawn(role, kind, folder, arg):
-    script = SCRIPT.format(root=str(ROOT), role=role, kind=kind, folder=folder, arg=arg)
-    return subprocess.Popen(
-        [sys.executable, "-c", script],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return _Child(role, kind, folder, arg)
 
 
 @pytest.mark.slow
@@ -91,19 +113,24 @@ def test_three_readers_two_writers(kind, tmp_path):
     make_index(kind, tmp_path).add_documents(BASE, docs[: len(BASE)])
     folder = str(tmp_path)
     readers = [_spawn("reader", kind, folder, m) for m in ("reopen", "reopen", "live")]
-    time.sleep(1.0)
+    # The writers start once every reader is searching (not after a fixed
+    # sleep: a forked reader's first search may take longer than a writer).
+    deadline = time.monotonic() + 300
+    while len(list(tmp_path.glob("ready-*"))) < len(readers):
+        assert time.monotonic() < deadline, "the readers never searched"
+        assert all(r.process.is_alive() for r in readers), "a reader died"
+        time.sleep(0.05)
     writers = [_spawn("writer", kind, folder, w) for w in ("w0", "w1")]
     try:
         for proc in writers:
-            out, err = proc.communicate(timeout=400)
-            assert proc.returncode == 0, err[-3000:]
+            code, report = proc.finish(timeout=400)
+            assert code == 0, str(report)[-3000:]
     finally:
         (tmp_path / "STOP").touch()
     views: dict[str, set] = {}
     for proc in readers:
-        out, err = proc.communicate(timeout=200)
-        assert proc.returncode == 0, (out + err)[-3000:]
-        report = json.loads(out.strip().splitlines()[-1])
+        code, report = proc.finish(timeout=200)
+        assert code == 0, str(report)[-3000:]
         for generation, ids in report["seen"].items():
             key = frozenset(ids)
             assert views.setdefault(generation, key) == key, generation  # not torn
@@ -115,4 +142,7 @@ def test_three_readers_two_writers(kind, tmp_path):
                 expected.discard(f"{name}-{c - 2}-0")
     final = make_index(kind, tmp_path)
     assert set(final.documents_ids) == expected
-    assert len(views) >= 2  # the readers did run during the commits
+    # The readers ran from before the commits until after them: they saw the
+    # first state, the final one (equal to the index's) and all in between.
+    assert len(views) >= 2
+    assert set(views[max(views, key=int)]) == expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -13,6 +14,8 @@ from sentence_transformers.sentence_transformer.evaluation import (
 
 from .custom_dataset import load_beir_folder
 from .pylate_information_retrieval_evaluator import PyLateInformationRetrievalEvaluator
+
+logger = logging.getLogger(__name__)
 
 DatasetNameType = Literal[
     "climatefever",

@@ -9,13 +9,22 @@ from platform import python_version
 from typing import Any, Literal
 
 from sentence_transformers import SentenceTransformerModelCardData
+from sentence_transformers import (  # noqa: F401 - PyLate's module-level name
+    __version__ as sentence_transformers_version,
+)
 
 from ..__version__ import __version__
 from .citations import PYLATE, SENTENCE_TRANSFORMERS
 
 logger = logging.getLogger(__name__)
 
+# PyLate's module-level names for the versions a card lists.
+pylate_version = __version__
+
 TEMPLATE = Path(__file__).parent / "model_card_template.md"
+# Card-data fields that are live objects or raw metrics, not card metadata:
+# ``to_dict`` drops them (they cannot be written to the card's YAML).
+IGNORED_FIELDS = ["model", "trainer", "eval_results_dict"]
 DEFAULT_TAGS = (
     "ColBERT",
     "PyLate",
@@ -108,6 +117,9 @@ class PylateModelCardData(SentenceTransformerModelCardData):
     local_files_only: bool = False
     generate_widget_examples: Literal["deprecated"] | bool = "deprecated"
 
+    # Set by sentence-transformers while training (PyLate declares them too).
+    predict_example: str | None = field(default=None, init=False)
+    trainer: Any = field(default=None, init=False, repr=False)
     pipeline_tag: str = field(default="sentence-similarity", init=False)
     library_name: str = field(default="PyLate", init=False)
     version: dict[str, str] = field(default_factory=get_versions, init=False)
@@ -156,4 +168,6 @@ class PylateModelCardData(SentenceTransformerModelCardData):
         # Citations come from set_losses (training), as in PyLate's cards.
         data = super().to_dict()
         data.pop("usage_snippet", None)
+        for key in IGNORED_FIELDS:
+            data.pop(key, None)
         return data

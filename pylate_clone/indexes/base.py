@@ -132,11 +132,28 @@ class Base(ABC):
         known = set(ids) - set(unknown)
         return [i for i in ids if i in known]
 
+    @property
+    def name(self) -> str:
+        """PyLate's ``Base`` name for the index (our ``index_name``)."""
+        return self.index_name
+
+    @property
+    def recreate(self) -> bool:
+        """PyLate's ``Base`` flag for starting empty (our ``override``)."""
+        return self.override
+
     @abstractmethod
     def add_documents(
-        self, documents_ids: Any, documents_embeddings: Any = None, **kwargs: Any
+        self,
+        documents_ids: Any,
+        documents_embeddings: Any = None,
+        batch_size: int = 2000,
     ) -> Base:
-        """Add documents; an id already present is replaced."""
+        """Add documents; an id already present is replaced.
+
+        ``batch_size`` is how many documents are written per step, where the
+        index writes in steps.
+        """
 
     @abstractmethod
     def remove_documents(self, documents_ids: Any) -> Base:
@@ -150,8 +167,8 @@ class Base(ABC):
         return self.add_documents(documents_ids, documents_embeddings)
 
     @abstractmethod
-    def __call__(self, queries_embeddings: Any, k: int = 10, **kwargs: Any) -> Any:
-        """Search the index."""
+    def __call__(self, queries_embeddings: Any, k: int = 5) -> Any:
+        """Search the index (each index sets its own default ``k``, PyLate's)."""
 
     @abstractmethod
     def get_documents_embeddings(self, documents_ids: list[list[DocumentId]]) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import logging
 import math
 import os
 import shutil
@@ -29,11 +30,14 @@ from .storage.idmap import DocumentId, normalize_id
 from .storage.ragged import pack_folder, unpack_folder
 from .utils import (
     check_documents,
+    check_int,
     check_timeout,
     convert_embeddings_to_torch,
     embedding_dim,
     per_query_subsets,
 )
+
+logger = logging.getLogger(__name__)
 
 PAYLOAD = "fast_plaid"
 
@@ -56,13 +60,26 @@ def _frozen_gc():
     every object of the process (0.3 s apiece once torch and transformers are
     loaded, most of a small write). ``gc.freeze()`` parks the objects that
     existed before the call in the permanent generation and ``gc.unfreeze()``
-    returns them afterwards, so nothing is leaked.
+    returns them afterwards, so nothing is leaked. Nested uses (a write opens
+    fast-plaid inside its own block) freeze and unfreeze once, at the
+    outermost level: an inner ``unfreeze`` would thaw the whole heap for the
+    rest of the outer block, where most of the collections happen.
     """
-    gc.freeze()
+    outermost = _FREEZE_DEPTH[0] == 0
+    if outermost:
+        gc.freeze()
+    _FREEZE_DEPTH[0] += 1
     try:
         yield
     finally:
-        gc.unfreeze()
+        _FREEZE_DEPTH[0] -= 1
+        if outermost:
+            gc.unfreeze()
+
+
+# How many _frozen_gc blocks are open (indexes are used from one thread at a
+# time: the write lock serialises writers of a folder).
+_FREEZE_DEPTH = [0]
 
 
 def default_n_ivf_probe(num_partitions: int) -> int:
@@ -332,7 +349,7 @@ class FastPlaid(EndToEndSearch, GenerationIndexMixin, Base):
         self,
         documents_ids: DocumentId | list[DocumentId],
         documents_embeddings: Any,
-        **kwargs: Any,
+        batch_size: int = 2000,
     ) -> FastPlaid:
         """Add documents in one atomic write; an id already indexed is replaced.
 
@@ -343,14 +360,16 @@ class FastPlaid(EndToEndSearch, GenerationIndexMixin, Base):
         documents_embeddings
             ``n`` matrices ``(L_i, H)`` (list, 3-D array/tensor), or a single
             ``(L, H)`` matrix for one document.
-        **kwargs
-            Accepted for PyLate compatibility and ignored.
+        batch_size
+            Accepted for PyLate compatibility (checked; fast-plaid writes the
+            documents in one call).
 
         Returns
         -------
         FastPlaid
             ``self``.
         """
+        check_int("batch_size", batch_size)
         ids, matrices = check_documents(documents_ids, documents_embeddings, self._dim)
         dim = embedding_dim(matrices)
         tensors = [t.to(torch.float32) for t in convert_embeddings_to_torch(matrices)]

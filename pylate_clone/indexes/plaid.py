@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from .storage.commit import DEFAULT_LOCK_TIMEOUT, IndexFormatError
 from .storage.faults import crash_point
 from .storage.segments import TOKENS, OpenSegment, Transaction, _load_npy
 from .tuning import Tunable
+
+logger = logging.getLogger(__name__)
 
 SAMPLE_CAP = 1 << 18  # token vectors at most in the k-means sample
 _CHUNK = 1 << 16  # token rows read at a time when scanning a segment

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import weakref
 from pathlib import Path
@@ -24,6 +25,8 @@ from .utils import (
     np_dtype_for,
     to_float32_numpy,
 )
+
+logger = logging.getLogger(__name__)
 
 TOKENS_FILE = "token_owners.npy"
 EMBEDDINGS_FILE = "embeddings.npy"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from .compat.plaid_params import STANFORD_ONLY
 from .compat.unavailable import UnavailableBackend
 from .utils import reshape_embeddings
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["StanfordPLAID", "reshape_embeddings", "stanford_plaid_from_plaid_args"]
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from .compat.unavailable import UnavailableBackend
+
+logger = logging.getLogger(__name__)
 
 
 class TachiomIndex(UnavailableBackend):
@@ -53,8 +56,8 @@ class TachiomIndex(UnavailableBackend):
         self,
         documents_ids: Any,
         documents_embeddings: Any,
+        *,
         documents_token_ids: Any = None,
-        **kwargs: Any,
     ):
         """Unavailable: see the class docstring."""
         self._unavailable()

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..utils.tensor import float32_numpy as _to_numpy
+from ..utils.tensor import reshape_embeddings as reshape_embeddings
 from ..utils.validation import as_matrices as _as_matrices
 from ..utils.validation import check_finite as _check_finite
 from ..utils.validation import check_int
@@ -21,30 +23,6 @@ def np_dtype_for(dtype: Any) -> type | None:
     if dtype in (torch.float32, np.float32) or dtype == np.dtype(np.float32):
         return np.float32
     return None
-
-
-def _to_numpy(matrix: Any) -> np.ndarray:
-    if isinstance(matrix, torch.Tensor):
-        return matrix.detach().to("cpu", torch.float32).numpy()
-    return np.asarray(matrix, dtype=np.float32)
-
-
-def reshape_embeddings(embeddings: Any) -> Any:
-    """PyLate's helper: a 2-D array becomes a batch of one, tensors go to numpy.
-
-    A 2-D numpy array gets a leading batch dimension; a tensor is moved to CPU
-    numpy first; a list of tensors becomes a list of numpy arrays; anything else
-    is returned unchanged.
-    """
-    if isinstance(embeddings, torch.Tensor):
-        embeddings = _to_numpy(embeddings)
-    if isinstance(embeddings, np.ndarray) and embeddings.ndim == 2:
-        return embeddings[None]
-    if isinstance(embeddings, list) and all(
-        isinstance(e, torch.Tensor) for e in embeddings
-    ):
-        return [_to_numpy(e) for e in embeddings]
-    return embeddings
 
 
 def check_finite(

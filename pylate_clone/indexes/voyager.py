@@ -14,6 +14,7 @@ from .storage.commit import DEFAULT_LOCK_TIMEOUT, IndexFormatError
 from .storage.segments import TOKENS, OpenSegment, Transaction
 from .tuning import Tunable
 from .utils import as_matrices, check_int, check_k, to_float32_numpy
+from .utils import reshape_embeddings as reshape_embeddings
 
 INDEX_FILE = "index.voyager"
 

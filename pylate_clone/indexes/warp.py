@@ -18,6 +18,7 @@ from .storage.idmap import DocumentId, DocumentIdMap, normalize_ids
 from .utils import (
     as_matrices,
     check_documents,
+    check_int,
     check_k,
     convert_embeddings_to_torch,
     per_query_subsets,
@@ -158,13 +159,14 @@ class WARP(Base):
     # -- mutation ----------------------------------------------------------------------
 
     def add_documents(
-        self, documents_ids: Any, documents_embeddings: Any, **kwargs: Any
+        self, documents_ids: Any, documents_embeddings: Any, batch_size: int = 2000
     ) -> WARP:
         """Add documents; ids already indexed are updated in place.
 
-        ``**kwargs`` (e.g. ``batch_size``) are accepted for PyLate code and
-        ignored: WARP batches internally.
+        ``batch_size`` is accepted for PyLate code (checked; WARP batches
+        internally).
         """
+        check_int("batch_size", batch_size)
         ids, matrices = check_documents(documents_ids, documents_embeddings)
         known = [i for i, d in enumerate(ids) if d in self._ids]
         if known:

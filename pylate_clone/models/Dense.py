@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 from typing import Any
 
@@ -13,6 +14,8 @@ from sentence_transformers.base.modules.dense import Dense as STDense
 from torch import nn
 
 from ..utils.validation import check_int
+
+logger = logging.getLogger(__name__)
 
 # The type string PyLate writes in modules.json; we write it too so PyLate and
 # sentence-transformers' MultiVectorEncoder load our checkpoints.

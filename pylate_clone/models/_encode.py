@@ -51,12 +51,8 @@ def encode_options(
     pool_factor: Any,
     protected_tokens: int,
     output_value: str | None,
-    unexpected: dict[str, Any],
 ) -> EncodeOptions:
     """Check ``encode``'s arguments and fold them into an :class:`EncodeOptions`."""
-    if unexpected:
-        names = ", ".join(sorted(unexpected))
-        raise TypeError(f"encode() got unexpected keyword argument(s): {names}.")
     if output_value not in OUTPUT_VALUES:
         raise ValueError(
             f"output_value must be 'token_embeddings' or None, got {output_value!r}."

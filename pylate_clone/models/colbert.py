@@ -288,7 +288,6 @@ class ColBERT(LoaderHooks, MultiProcessEncoding, SentenceTransformer):
         pool_factor: int = 1,
         protected_tokens: int = 1,
         output_value: str | None = "token_embeddings",
-        **kwargs: Any,
     ) -> Any:
         """Encode texts into per-token embeddings.
 
@@ -326,8 +325,6 @@ class ColBERT(LoaderHooks, MultiProcessEncoding, SentenceTransformer):
             ``"token_embeddings"`` (default) or ``None`` for a dict of per-text lists
             ``token_embeddings`` (all positions), ``input_ids``, ``attention_mask``
             and ``masks`` (the tokens the default output keeps).
-        **kwargs
-            Anything else raises a ``TypeError`` naming it.
 
         Returns
         -------
@@ -354,7 +351,6 @@ class ColBERT(LoaderHooks, MultiProcessEncoding, SentenceTransformer):
             pool_factor=pool_factor,
             protected_tokens=protected_tokens,
             output_value=output_value,
-            unexpected=kwargs,
         )
         if isinstance(sentences, list) and sentences and isinstance(sentences[0], list):
             prompt = self._resolve_prompt(prompt, prompt_name)
@@ -388,7 +384,6 @@ class ColBERT(LoaderHooks, MultiProcessEncoding, SentenceTransformer):
         create_model_card: bool = True,
         train_datasets: list[str] | None = None,
         safe_serialization: bool = True,
-        **kwargs: Any,
     ) -> None:
         """Save in PyLate's on-disk format (loadable by PyLate and sentence-transformers).
 
@@ -404,8 +399,6 @@ class ColBERT(LoaderHooks, MultiProcessEncoding, SentenceTransformer):
             Dataset names for the model card.
         safe_serialization
             Write safetensors (default) instead of pickled ``pytorch_model.bin``.
-        **kwargs
-            Ignored; accepted for sentence-transformers callers.
         """
         if path is None:
             return
@@ -414,9 +407,9 @@ class ColBERT(LoaderHooks, MultiProcessEncoding, SentenceTransformer):
             # hf_hub.PylateModelCardData renders PyLate's card (or keeps a loaded one).
             self._create_model_card(path, model_name, train_datasets)
 
-    def save_pretrained(self, path: str, *args: Any, **kwargs: Any) -> None:
-        """Alias of :meth:`save`."""
-        self.save(path, *args, **kwargs)
+    # sentence-transformers' trainer saves through save_pretrained: the same
+    # method, so both have save's parameters and refuse unknown keywords.
+    save_pretrained = save
 
     def _get_model_config(self) -> dict[str, Any]:
         """The content of ``config_sentence_transformers.json``, in PyLate's key order."""

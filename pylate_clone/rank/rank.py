@@ -5,20 +5,18 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypedDict
+from typing import Any
 
 import torch
 
 from ..scores.kernels.ragged import maxsim_ragged, maxsim_ragged_batch
 from ..utils.tensor import convert_to_tensor
+from ..utils.tensor import reshape_embeddings as reshape_embeddings
 from ..utils.validation import check_finite, check_matrix, is_plain_matrix
+from ._result import RerankResult
 
-
-class RerankResult(TypedDict):
-    """One ranked document: its id as given by the caller and its MaxSim score."""
-
-    id: int | str
-    score: float
+# PyLate code imports these two from ``pylate.rank.rank``.
+from .xtr import score_xtr as score_xtr
 
 
 def _as_batch(x: Any) -> list[Any]:

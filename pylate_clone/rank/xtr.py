@@ -7,7 +7,7 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 import torch
 
-from .rank import RerankResult
+from ._result import RerankResult
 
 
 def score_xtr(

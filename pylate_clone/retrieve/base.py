@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from ..indexes.base import Base
 from ..indexes.utils import as_matrices, check_int, check_k, per_query_subsets
 from ..rank import RerankResult
 from ..utils.iter_batch import iter_batch
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

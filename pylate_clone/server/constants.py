@@ -4,3 +4,5 @@
 API_KEY_ENV = "PYLATE_CLONE_API_KEY"
 #: Model PyLate's server loads, and assumes when a request names none.
 PYLATE_DEFAULT_MODEL = "lightonai/GTE-ModernColBERT-v1"
+#: Default of ``--max-batch``: most texts or ids one request may carry.
+DEFAULT_MAX_BATCH = 256

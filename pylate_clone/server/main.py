@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from ..resources import load_model, open_index
-from .constants import API_KEY_ENV
+from .constants import API_KEY_ENV, DEFAULT_MAX_BATCH
 
 
 def add_server_arguments(
@@ -61,8 +61,8 @@ def add_server_arguments(
     parser.add_argument(
         "--max-batch",
         type=int,
-        default=256,
-        help="most texts or ids per request (default 256)",
+        default=DEFAULT_MAX_BATCH,
+        help=f"most texts or ids per request (default {DEFAULT_MAX_BATCH})",
     )
     parser.add_argument(
         "--max-body-mb",

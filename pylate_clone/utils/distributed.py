@@ -20,6 +20,9 @@ from .tensor import pad_dim
 
 logger = logging.getLogger(__name__)
 
+#: PyLate's switch: when True, the first gather outside a process group logs a
+#: warning (once per process); set it to False to silence that warning.
+not_init_warning = True
 _warned = False
 
 
@@ -29,7 +32,7 @@ def _is_distributed() -> bool:
 
 def _warn_not_distributed() -> None:
     global _warned
-    if not _warned:
+    if not_init_warning and not _warned:
         logger.warning(
             "Gathering across devices was requested, but torch.distributed is not "
             "initialised: using the local tensor only."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import queue
 from typing import Any, Protocol
@@ -9,6 +10,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 import torch.multiprocessing as mp
+
+logger = logging.getLogger(__name__)
 
 
 class Encoder(Protocol):

@@ -61,6 +61,40 @@ def convert_to_tensor(x: Any) -> torch.Tensor:
     return torch.as_tensor(x)
 
 
+def float32_numpy(matrix: Any) -> np.ndarray:
+    """A tensor or array-like as a float32 numpy array (a tensor is detached, on CPU)."""
+    if isinstance(matrix, torch.Tensor):
+        return matrix.detach().to("cpu", torch.float32).numpy()
+    return np.asarray(matrix, dtype=np.float32)
+
+
+def reshape_embeddings(embeddings: Any) -> Any:
+    """PyLate's input helper: a 2-D matrix becomes a batch of one, tensors numpy.
+
+    Parameters
+    ----------
+    embeddings
+        A ``(L, H)`` or ``(n, L, H)`` numpy array or tensor, a list of tensors,
+        or anything else.
+
+    Returns
+    -------
+    Any
+        A tensor is first moved to CPU float32 numpy; a 2-D array then gets a
+        leading batch axis, ``(1, L, H)``; a list made only of tensors becomes a
+        list of numpy arrays; any other input is returned unchanged.
+    """
+    if isinstance(embeddings, torch.Tensor):
+        embeddings = float32_numpy(embeddings)
+    if isinstance(embeddings, np.ndarray) and embeddings.ndim == 2:
+        return embeddings[None]
+    if isinstance(embeddings, list) and all(
+        isinstance(e, torch.Tensor) for e in embeddings
+    ):
+        return [float32_numpy(e) for e in embeddings]
+    return embeddings
+
+
 def pad_dim(
     tensor: torch.Tensor, length: int, dim: int = 1, value: float = 0
 ) -> torch.Tensor:

@@ -23,7 +23,9 @@ class UnavailableBackend:
             f"{self.reason} (PyLate's extra: '{self.extra}'; see docs/backends.md)."
         )
 
-    def add_documents(self, documents_ids: Any, documents_embeddings: Any, **kwargs):
+    def add_documents(
+        self, documents_ids: Any, documents_embeddings: Any, batch_size: int = 2000
+    ):
         """Unavailable: see the class docstring."""
         self._unavailable()
 

@@ -361,7 +361,6 @@ class SegmentedIndex(MergeMixin, Base):
         documents_ids: Any,
         documents_embeddings: Any = None,
         batch_size: int = 2000,
-        **kwargs: Any,
     ) -> SegmentedIndex:
         """Add documents in one atomic commit; an id already indexed is replaced.
 
@@ -377,8 +376,6 @@ class SegmentedIndex(MergeMixin, Base):
             ``(L, H)`` matrix for a single document.
         batch_size
             Accepted for PyLate compatibility (the write is streamed anyway).
-        **kwargs
-            Accepted for PyLate compatibility and ignored.
 
         Returns
         -------
