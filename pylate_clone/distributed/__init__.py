@@ -18,7 +18,7 @@ from ._cluster import import_ray
 
 import_ray()  # a clear ImportError naming the extra, before anything else
 
-from ._layout import ShardedLayoutError, is_sharded, shard_of  # noqa: E402
+from ._layout import ShardedLayoutError, is_sharded, shard_kind, shard_of  # noqa: E402
 from .build import BuildError, build_index  # noqa: E402
 from .sharded import ShardedIndex, ShardUnavailableError  # noqa: E402
 
@@ -26,6 +26,7 @@ __all__ = [
     "BuildError",
     "build_index",
     "is_sharded",
+    "shard_kind",
     "shard_of",
     "ShardedIndex",
     "ShardedLayoutError",

@@ -86,6 +86,19 @@ def is_sharded(index_folder: str | os.PathLike, index_name: str) -> bool:
         return False
 
 
+def shard_kind(index_folder: str | os.PathLike, index_name: str) -> str | None:
+    """Kind of the shards of the sharded index there; None if it is not one.
+
+    Raises
+    ------
+    ShardedLayoutError
+        If the folder is a sharded index whose manifest is damaged.
+    """
+    if not is_sharded(index_folder, index_name):
+        return None
+    return read_manifest(index_folder, index_name)["shard_kind"]
+
+
 def read_manifest(index_folder: str | os.PathLike, index_name: str) -> dict[str, Any]:
     """The checked manifest of a sharded index.
 
