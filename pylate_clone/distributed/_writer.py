@@ -28,6 +28,39 @@ class _Abort(Exception):
 _END = object()
 
 
+class _Vote:
+    """Every shard's stream must end cleanly before any shard commits.
+
+    A shard whose generator reads the end of the stream waits here; it goes on
+    to its commit only once every shard has done the same, and aborts if any
+    shard failed meanwhile (a bad document found while writing one shard then
+    discards the others' transactions too).
+    """
+
+    def __init__(self, voters: int) -> None:
+        self._voters = voters
+        self._ready = 0
+        self._failed = False
+        self._condition = threading.Condition()
+
+    def ready(self) -> None:
+        """Wait for every shard; raise ``_Abort`` if one failed."""
+        with self._condition:
+            self._ready += 1
+            self._condition.notify_all()
+            self._condition.wait_for(
+                lambda: self._failed or self._ready >= self._voters
+            )
+            if self._failed:
+                raise _Abort("another shard failed: nothing is committed")
+
+    def fail(self) -> None:
+        """Record a shard's failure and wake the shards waiting to commit."""
+        with self._condition:
+            self._failed = True
+            self._condition.notify_all()
+
+
 def write_single(index: Any, batches: Iterable[tuple[list, list]]) -> int:
     """Write every batch into ``index`` in one transaction; returns documents written."""
     count = 0
@@ -45,12 +78,14 @@ def write_single(index: Any, batches: Iterable[tuple[list, list]]) -> int:
 class _ShardFeed:
     """One shard: its queue, its writer thread and how that thread ended."""
 
-    def __init__(self, number: int, index: Any) -> None:
+    def __init__(self, number: int, index: Any, vote: _Vote) -> None:
         self.number = number
+        self.vote = vote
         self.index = index
         self.queue: queue.Queue = queue.Queue(maxsize=_QUEUE_DEPTH)
         self.error: BaseException | None = None
         self.count = 0
+        self.stopped = False  # the driver's _END or abort was read
         self.thread = threading.Thread(
             target=self._run, name=f"shard-writer-{number}", daemon=True
         )
@@ -59,8 +94,11 @@ class _ShardFeed:
         while True:
             item = self.queue.get()
             if item is _END:
+                self.stopped = True
+                self.vote.ready()
                 return
             if isinstance(item, BaseException):
+                self.stopped = True
                 raise item
             self.count += len(item[0])
             yield item
@@ -79,10 +117,12 @@ class _ShardFeed:
             self.index.add_documents(again())
         except BaseException as error:  # reported by the driver thread
             self.error = error
-            # Drain so the driver never blocks on a queue nobody reads.
-            item = None
-            while item is not _END and not isinstance(item, BaseException):
+            self.vote.fail()
+            # Drain until the driver's last word, so it never blocks on a
+            # queue nobody reads.
+            while not self.stopped:
                 item = self.queue.get()
+                self.stopped = item is _END or isinstance(item, BaseException)
 
     def put(self, item: Any) -> None:
         """Hand ``item`` to the writer, failing fast if the writer has died."""
@@ -118,10 +158,12 @@ def write_sharded(
     ------
     BaseException
         The first error of the stream or of a shard's write; no shard has then
-        committed anything from this call (a failure inside one shard's final
-        commit, after the others committed, is the exception).
+        committed anything from this call (the exception: a failure after
+        every shard's stream ended, e.g. a disk filling up during one shard's
+        final commit while another shard's commit succeeds).
     """
-    feeds = [_ShardFeed(n, index) for n, index in enumerate(shard_indexes)]
+    vote = _Vote(len(shard_indexes))
+    feeds = [_ShardFeed(n, index, vote) for n, index in enumerate(shard_indexes)]
     for feed in feeds:
         feed.thread.start()
     shards = len(feeds)
@@ -149,9 +191,9 @@ def write_sharded(
         raise
     for feed in feeds:
         feed.thread.join()
-    for feed in feeds:
-        if feed.error is not None:
-            raise RuntimeError(
-                f"shard {feed.number} failed to write: {feed.error}"
-            ) from feed.error
+    errors = [f.error for f in feeds if f.error is not None]
+    # The cause, not the aborts it set off in the other shards.
+    causes = [e for e in errors if not isinstance(e, _Abort)] or errors
+    if causes:
+        raise causes[0]
     return [feed.count for feed in feeds]
