@@ -340,9 +340,52 @@ def test_build_arguments_are_checked(ray_cluster, tmp_path, model_path) -> None:
         distributed.build_index(
             model_path, [{"_id": "a", "text": "x"}, "oops"], tmp_path
         )
+    with pytest.raises(TypeError, match=r"corpus\[1\] \('b'\).*text must be a string"):
+        distributed.build_index(
+            model_path, [{"_id": "a", "text": "x"}, {"_id": "b", "text": 7}], tmp_path
+        )
     with pytest.raises(FileNotFoundError, match="nowhere.jsonl"):
         distributed.build_index(model_path, tmp_path / "nowhere.jsonl", tmp_path)
     with pytest.raises(TypeError, match="unexpected keyword|colour"):
         distributed.build_index(
             model_path, [{"_id": "a", "text": "x"}], tmp_path, colour="red"
         )
+
+
+def test_bad_document_fails_naming_it_and_keeps_the_last_commit(
+    ray_cluster, tmp_path, model_path, queries
+) -> None:
+    first = [
+        {"_id": f"d{i}", "text": f"document number {i} about cells"} for i in range(8)
+    ]
+    index = distributed.build_index(
+        model_path,
+        first,
+        tmp_path,
+        kind="exact",
+        ray_address=ray_cluster.address,
+        batch_size=4,
+        show_progress=False,
+    )
+    expected = index(queries, k=5)
+    import ray
+
+    # A dataset whose text column holds lists: the worker refuses the batch.
+    broken = ray.data.from_items(
+        [{"_id": f"e{i}", "text": ["not", "a", "string"]} for i in range(3)]
+    )
+    with pytest.raises(
+        distributed.BuildError, match=r"TypeError: .*'e0'.*text must be a string"
+    ):
+        distributed.build_index(
+            model_path,
+            broken,
+            tmp_path,
+            kind="exact",
+            ray_address=ray_cluster.address,
+            batch_size=4,
+            show_progress=False,
+        )
+    reopened = indexes.Exact(index_folder=tmp_path, show_progress=False)
+    assert reopened.documents_ids == [f"d{i}" for i in range(8)]
+    _assert_same_answers(reopened(queries, k=5), expected)

@@ -71,6 +71,13 @@ def corpus_dataset(ray: Any, corpus: Any) -> Any:
                     f"corpus[{position}] must be a dict with '_id' and 'text', "
                     f"got {type(row).__name__}."
                 )
+            for field in ("title", "text"):
+                value = row.get(field)
+                if value is not None and not isinstance(value, str):
+                    raise TypeError(
+                        f"corpus[{position}] ({str(row['_id'])!r}): {field} must be "
+                        f"a string, got {type(value).__name__}."
+                    )
             rows.append(
                 {
                     "_id": str(row["_id"]),

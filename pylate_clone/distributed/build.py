@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,10 +88,34 @@ def _encoded_batches(
         for batch in encoded.iter_batches(batch_size=None, batch_format="numpy"):
             yield batch["_id"].tolist(), list(batch["embedding"])
     except ray.exceptions.RayError as error:
+        cause = _user_error(ray, error)
+        if cause is not None:
+            # The encoding code's own exception (a bad document): its message
+            # names the document.
+            raise BuildError(f"a worker failed to encode a batch: {cause}") from error
+        # A worker, node or object lost beyond Ray's retries.
         raise BuildError(
             f"the Ray build lost a worker or a task and could not finish: "
             f"{str(error).strip().splitlines()[0]}"
         ) from error
+
+
+def _user_error(ray: Any, error: BaseException) -> str | None:
+    """The worker's own error line behind a Ray error, None for a system failure.
+
+    Ray Data reports an exception of the batch function as a ``RayTaskError``
+    wrapping ``UserCodeException``; the original exception survives only as
+    the text of the worker's traceback, whose ``Type: message`` line is kept.
+    """
+    if not isinstance(error, ray.exceptions.UserCodeException):
+        return None
+    text = str(error).split("The above exception was the direct cause")[0]
+    lines = [
+        line.strip()
+        for line in text.splitlines()
+        if re.match(r"^\s*[A-Za-z_][\w.]*(Error|Exception|Warning): ", line)
+    ]
+    return lines[-1] if lines else str(error).strip().splitlines()[-1]
 
 
 def _model_reference(model_name_or_path: Any) -> str:
