@@ -85,12 +85,14 @@ def offline_hub(tmp_path: Path, minilm_dir: Path, monkeypatch: pytest.MonkeyPatc
     return hf_home
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_cluster():
     """A real two-node Ray cluster on 127.0.0.1, with this process as its driver.
 
-    One cluster per test session (starting one costs seconds); torn down by
-    killing exactly the processes it started.
+    One cluster per test module that asks for it (starting one costs ~10 s):
+    the driver connection is closed before the next module runs, so no Ray
+    thread lives on in the process while other modules fork workers. Torn
+    down by killing exactly the processes it started.
     """
     import ray
     from _ray_cluster import RayCluster
