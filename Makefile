@@ -3,7 +3,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DOCS_STAMP := $(VENV)/.docs-installed
 
-.PHONY: install test demo lint format bench bench-index bench-train bench-scale bench-serving docs
+.PHONY: install test demo lint format bench bench-index bench-train bench-scale bench-serving bench-ray docs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -34,6 +34,10 @@ bench: install
 # SciFact index build/search/recall: 30+ minutes, caches embeddings in benchmarks/.cache/.
 bench-index: install
 	$(PY) benchmarks/index.py
+
+# Encoding throughput on a local Ray: 1 and 2 workers against one process.
+bench-ray: install
+	$(PY) benchmarks/ray_build.py $(ARGS)
 
 bench-train: install
 	$(PY) benchmarks/train_step.py

@@ -23,6 +23,9 @@ MANIFEST = "manifest.json"
 DEFAULT_KIND = "plaid"
 MODEL_SEED = 0
 
+# A folder of sub-indexes searched by Ray actors (pylate_clone.distributed):
+# not in indexes.kinds, whose classes open in-process; opened through Ray.
+SHARDED_KIND = "sharded"
 
 class ResourceError(ValueError):
     """A model or index named by the user cannot be opened as asked."""
@@ -78,7 +81,7 @@ def index_kind(index_folder: str | os.PathLike, index_name: str) -> str | None:
         kind = kinds.recorded_kind(path)
     except (OSError, ValueError) as error:
         raise ResourceError(f"{manifest} cannot be read: {error}") from None
-    if kind not in kinds.KIND_CLASSES:
+    if kind not in kinds.KIND_CLASSES and kind != SHARDED_KIND:
         raise ResourceError(f"{manifest} records an unknown index kind {kind!r}.")
     return kind
 
@@ -100,6 +103,7 @@ def open_index(
     kind: str | None = None,
     create: bool = False,
     quiet: bool = False,
+    ray_address: str | None = None,
 ) -> Any:
     """Open the index in ``{index_folder}/{index_name}`` with the class of its kind.
 
@@ -115,10 +119,13 @@ def open_index(
         Create an empty index when none exists (else it is an error).
     quiet
         Hide the index's own progress bars.
+    ray_address
+        A sharded index only: the Ray cluster its shard actors run on (None:
+        a local Ray, or the one ``RAY_ADDRESS`` names).
 
     Returns
     -------
-    indexes.Base
+    indexes.Base or distributed.ShardedIndex
         The opened index.
 
     Raises
@@ -146,6 +153,8 @@ def open_index(
             )
         cls = kinds.classes_for(kind or DEFAULT_KIND)[0]
         return _construct(cls, folder, name, quiet)
+    if recorded == SHARDED_KIND:
+        return _open_sharded(folder, name, kind, ray_address)
     if kind is not None and kind != recorded:
         raise ResourceError(
             f"{path} is a {recorded!r} index; --kind {kind!r} cannot change it."
@@ -157,6 +166,26 @@ def open_index(
         except indexes.IndexFormatError as error:
             first_error = first_error or error
     raise ResourceError(f"{path} cannot be opened: {first_error}")
+
+
+def _open_sharded(
+    folder: str, name: str, kind: str | None, ray_address: str | None
+) -> Any:
+    """A sharded index (its shard kind must match ``kind`` when one is asked)."""
+    try:
+        from .distributed.sharded import ShardedIndex
+    except ImportError as error:
+        raise ResourceError(
+            f"{Path(folder) / name} is a sharded index: {error}"
+        ) from None
+    index = ShardedIndex(folder, name, ray_address=ray_address)
+    if kind is not None and kind != index.shard_kind:
+        index.close()
+        raise ResourceError(
+            f"{Path(folder) / name} is a sharded {index.shard_kind!r} index; "
+            f"--kind {kind!r} cannot change it."
+        )
+    return index
 
 
 def load_model(

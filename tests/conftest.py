@@ -83,3 +83,31 @@ def offline_hub(tmp_path: Path, minilm_dir: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(hf_home / "hub"))
     monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
     return hf_home
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A real two-node Ray cluster on 127.0.0.1, with this process as its driver.
+
+    One cluster per test module that asks for it (starting one costs ~10 s):
+    the driver connection is closed before the next module runs, so no Ray
+    thread lives on in the process while other modules fork workers. Torn
+    down by killing exactly the processes it started.
+    """
+    import ray
+    from _ray_cluster import RayCluster
+
+    cluster = RayCluster().start()
+    previous = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    try:
+        ray.init(address=cluster.address, log_to_driver=False)
+        cluster.wait_for_nodes(ray, 2)
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.stop()
+        if previous is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = previous

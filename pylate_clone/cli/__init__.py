@@ -78,6 +78,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="kind of a new index (default plaid); an existing index keeps its own",
     )
+    index.add_argument(
+        "--ray",
+        metavar="auto|ADDRESS|local",
+        default=None,
+        help="encode on a Ray cluster ('auto': the one running here, 'local': "
+        "start one) (needs the ray extra)",
+    )
+    index.add_argument(
+        "--workers", type=int, default=None, help="Ray: model replicas (default: all)"
+    )
+    index.add_argument(
+        "--shards",
+        type=int,
+        default=None,
+        help="Ray: write a sharded index of S shards (default 1)",
+    )
     index.set_defaults(function=run_index)
 
     search = command("search", "Search an index and write a TREC run.")
@@ -88,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.add_argument("-k", type=int, default=10, help="results per query")
     search.add_argument("--output", required=True, help="TREC run file to write")
+    search.add_argument(
+        "--ray",
+        metavar="auto|ADDRESS",
+        default=None,
+        help="a sharded index: the Ray cluster of its shard actors (default local)",
+    )
     search.set_defaults(function=run_search)
 
     evaluate = command("evaluate", "Score a TREC run against qrels.")

@@ -9,7 +9,7 @@ import time
 import warnings
 from pathlib import Path
 
-from ..resources import load_model, open_index
+from ..resources import index_kind, load_model, open_index
 from .formats import load_qrels, read_corpus, read_queries, read_run, write_run
 
 DEFAULT_METRICS = ("ndcg@10", "recall@100", "mrr@10")
@@ -28,11 +28,21 @@ def _encode(args: argparse.Namespace, texts: list[str], is_query: bool) -> list:
     )
 
 
+def _ray_address(value: str | None) -> str | None:
+    """``--ray``: ``local`` (or absent) starts a local Ray, else an address."""
+    return None if value in (None, "local") else value
+
+
 def run_index(args: argparse.Namespace) -> None:
     """Encode a corpus and add it to an index (created when missing).
 
     Prints one line: documents added, seconds taken, documents in the index.
+    With ``--ray``, ``--workers`` or ``--shards`` the encoding runs on Ray
+    (:func:`pylate_clone.distributed.build_index`).
     """
+    if args.ray is not None or args.workers is not None or args.shards is not None:
+        run_index_on_ray(args)
+        return
     ids, texts = read_corpus(args.corpus)
     # Open (or create) the index before the slow encoding, so that a wrong
     # --kind or a foreign folder fails at once.
@@ -50,6 +60,65 @@ def run_index(args: argparse.Namespace) -> None:
     )
 
 
+def run_index_on_ray(args: argparse.Namespace) -> None:
+    """``index`` on a Ray cluster: same folder format, optionally sharded."""
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}.")
+    for flag, value in (("--workers", args.workers), ("--shards", args.shards)):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be at least 1, got {value}.")
+    read_corpus(args.corpus)  # the same checks (ids, JSON lines) as without Ray
+    from .. import distributed
+
+    shards = args.shards or 1
+    existing = open_index_kind(args, shards)
+    start = time.perf_counter()
+    index = distributed.build_index(
+        args.model,
+        args.corpus,
+        args.index,
+        args.index_name,
+        kind=existing or args.kind or "plaid",
+        ray_address=_ray_address(args.ray),
+        num_workers=args.workers,
+        batch_size=args.batch_size,
+        device=args.device,
+        shards=shards,
+        show_progress=not args.quiet,
+    )
+    seconds = time.perf_counter() - start
+    kind = getattr(index, "shard_kind", index.kind)
+    layout = f", {shards} shards" if shards > 1 else ""
+    print(
+        f"indexed {args.corpus} on Ray in {seconds:.1f} s "
+        f"({Path(args.index) / args.index_name}: {len(index)} documents, "
+        f"{kind}{layout})",
+    )
+
+
+def open_index_kind(args: argparse.Namespace, shards: int) -> str | None:
+    """Kind of the index already at ``--index`` (None: none yet), checked early.
+
+    A wrong ``--kind``, a sharded folder without ``--shards`` or a foreign
+    folder fails before the slow encoding.
+    """
+    from .. import distributed
+
+    path = Path(args.index) / args.index_name
+    recorded = distributed.shard_kind(args.index, args.index_name)
+    if recorded is not None and shards == 1:
+        raise ValueError(
+            f"{path} is a sharded index; pass --shards with its number of shards."
+        )
+    if recorded is None and shards == 1:
+        recorded = index_kind(args.index, args.index_name)
+    if recorded is not None and args.kind is not None and args.kind != recorded:
+        raise ValueError(
+            f"{path} is a {recorded!r} index; --kind {args.kind!r} cannot change it."
+        )
+    return recorded
+
+
 def run_search(args: argparse.Namespace) -> None:
     """Search an index with queries and write a TREC run."""
     if args.k < 1:
@@ -58,7 +127,12 @@ def run_search(args: argparse.Namespace) -> None:
     output = Path(args.output)
     if not output.parent.is_dir():
         raise FileNotFoundError(f"output folder {output.parent} does not exist.")
-    index = open_index(args.index, args.index_name, quiet=args.quiet)
+    index = open_index(
+        args.index,
+        args.index_name,
+        quiet=args.quiet,
+        ray_address=_ray_address(getattr(args, "ray", None)),
+    )
     if len(index) == 0:
         raise ValueError(f"index {Path(args.index) / args.index_name} is empty.")
     start = time.perf_counter()
