@@ -27,6 +27,7 @@ MODEL_SEED = 0
 # not in indexes.kinds, whose classes open in-process; opened through Ray.
 SHARDED_KIND = "sharded"
 
+
 class ResourceError(ValueError):
     """A model or index named by the user cannot be opened as asked."""
 
