@@ -109,8 +109,14 @@ class SegmentedIndex(MergeMixin, Base):
     def _begin_segment(self, folder: Path) -> Any:
         return None
 
-    def _on_batch(self, state: Any, block: np.ndarray, first_row: int) -> None:
-        """Called with each batch's float32 token block as it is written."""
+    def _on_batch(
+        self, state: Any, block: np.ndarray, first_row: int, lengths: np.ndarray
+    ) -> None:
+        """Called with each batch's float32 token block as it is written.
+
+        ``block`` is ``(T_b, H)``, whole documents of ``lengths`` tokens each,
+        starting at row ``first_row`` of the segment's token store.
+        """
 
     def _finish_segment(
         self, state: Any, folder: Path, txn: Transaction, offsets: np.ndarray
@@ -327,9 +333,9 @@ class SegmentedIndex(MergeMixin, Base):
                         writer = npy_stream.NpyAppender(
                             staging / TOKENS, self.storage_dtype, (self._dim,)
                         )
-                    self._on_batch(state, block, total)
-                    writer.append(block)
                     lengths = np.asarray([len(m) for m in part], dtype=np.int64)
+                    self._on_batch(state, block, total, lengths)
+                    writer.append(block)
                     offsets.append(total + np.cumsum(lengths))
                     total += int(lengths.sum())
                 written.extend(ids)
