@@ -109,14 +109,8 @@ class SegmentedIndex(MergeMixin, Base):
     def _begin_segment(self, folder: Path) -> Any:
         return None
 
-    def _on_batch(
-        self, state: Any, block: np.ndarray, first_row: int, lengths: np.ndarray
-    ) -> None:
-        """Called with each batch's float32 token block as it is written.
-
-        ``block`` is ``(T_b, H)``, whole documents of ``lengths`` tokens each,
-        starting at row ``first_row`` of the segment's token store.
-        """
+    def _on_batch(self, state: Any, block: np.ndarray, first_row: int, lengths):
+        """Each written ``(T_b, H)`` float32 block: documents of ``lengths`` tokens from row ``first_row``."""
 
     def _finish_segment(
         self, state: Any, folder: Path, txn: Transaction, offsets: np.ndarray
