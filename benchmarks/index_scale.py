@@ -4,6 +4,8 @@ Systems (each in its own child process, so peak RSS is per system):
 
 - ``pylate-plaid``: PyLate 1.6.0's PLAID at the defaults it ships, run with
   the reference venv's interpreter (``--pylate-python``).
+- ``pylate-voyager``: PyLate 1.6.0's ``indexes.Voyager`` at its defaults and
+  its ``retrieve.ColBERT`` rerank, in the reference venv too.
 - ``pylate-warp``: PyLate 1.6.0's ``indexes.WARP`` (xtr-warp-rs) at its
   defaults but ``num_threads`` = all cores, in the reference venv too.
 - ``plaid``: ``pylate_clone.indexes.PLAID`` at its defaults (``nbits=4``).
@@ -54,8 +56,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import charts  # noqa: E402
 import scale_data  # noqa: E402
 
-SYSTEMS = ("pylate-warp", "pylate-plaid", "plaid", "plaid-2bit", "voyager", "exact")
-PYLATE_SYSTEMS = ("pylate-warp", "pylate-plaid")
+SYSTEMS = (
+    "pylate-warp",
+    "pylate-plaid",
+    "pylate-voyager",
+    "plaid",
+    "plaid-2bit",
+    "voyager",
+    "exact",
+)
+PYLATE_SYSTEMS = ("pylate-warp", "pylate-plaid", "pylate-voyager")
 BATCH = 32
 ROOT = Path(__file__).resolve().parents[1]
 PYLATE_PYTHON = os.environ.get("PYLATE_PYTHON", "/tmp/pylate-1.6/bin/python")
@@ -85,6 +95,16 @@ def _open_system(name: str, folder: Path):
             show_progress=False,
         )  # fmt: skip
         return _index_api(index, lambda qs: index(qs, k=K))
+    if name == "pylate-voyager":
+        from pylate import indexes, retrieve
+
+        index = indexes.Voyager(
+            index_folder=str(folder), index_name="bench", override=True,
+        )  # fmt: skip
+        retriever = retrieve.ColBERT(index=index)
+        return _index_api(
+            index, lambda qs: retriever.retrieve(queries_embeddings=qs, k=K)
+        )
     if name == "pylate-warp":
         from pylate import indexes
 

@@ -36,6 +36,10 @@ _PLAID_DEFAULTS = {
 DEFAULT_EXCEPTIONS = {
     ("pylate.indexes.PLAID", "__init__"): _PLAID_DEFAULTS,
     ("pylate.indexes.plaid.PLAID", "__init__"): _PLAID_DEFAULTS,
+    # Voyager's graph is built smaller so that 10x SciFact builds in minutes
+    # at <= 350 bytes per token (docs/indexes.md, "Voyager").
+    ("pylate.indexes.Voyager", "__init__"): {"M", "ef_construction"},
+    ("pylate.indexes.voyager.Voyager", "__init__"): {"M", "ef_construction"},
     # FastPlaid keeps the previous release's tuned fast-plaid defaults
     # (docs/indexes.md, "FastPlaid").
     ("pylate.indexes.fast_plaid.FastPlaid", "__init__"): {

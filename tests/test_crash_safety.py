@@ -208,10 +208,18 @@ PLAID_POINTS = [
     ("compact", "codes_written", "before"),
     ("merge", "codes_written", "before"),
 ]
+# Voyager's merge and compact of the template grow a copy of its one segment
+# without tombstones (the graph-reuse write path): killed mid-way as well.
+VOYAGER_REUSE_POINTS = [
+    ("merge", "segment_written", "before"),
+    ("compact", "segment_written", "before"),
+    ("compact", "manifest_replaced", "before"),
+]
 CASES = (
     [("exact", *case) for case in SEGMENT_POINTS]
     + [(k, *case) for k in ("voyager", "plaid") for case in KIND_POINTS]
     + [("plaid", *case) for case in PLAID_POINTS]
+    + [("voyager", *case) for case in VOYAGER_REUSE_POINTS]
     + [("fast_plaid", *case) for case in FAST_PLAID_POINTS]
 )
 

@@ -132,7 +132,7 @@ def test_add_search_remove_add_reload(kind, tmp_path, collection):
         )
 
     if kind == "voyager":
-        # Reranked scores are exact MaxSim (within float tolerance).
+        # Reranked scores are exact MaxSim over the float16 store.
         ref = exact(
             final_ids,
             [docs[59] if i == "d5" else docs[ids.index(i)] for i in final_ids],
@@ -142,7 +142,7 @@ def test_add_search_remove_add_reload(kind, tmp_path, collection):
         assert top_ids(ref) == top_ids(expected)
         for got, want in zip(expected, ref):
             np.testing.assert_allclose(
-                [r["score"] for r in got], [r["score"] for r in want], atol=1e-4
+                [r["score"] for r in got], [r["score"] for r in want], atol=5e-3
             )
 
 
@@ -290,14 +290,14 @@ def test_agrees_with_exhaustive_rerank(kind, tmp_path):
         return
     ref = exact(ids, docs, queries, k=10)
     if kind != "fast_plaid":
-        # Voyager reranks float32 vectors; Exact scores the float16 store,
-        # hence the wider tolerance.
+        # Voyager and Exact score their float16 store; PLAID reconstructs
+        # from codes (an exact scan at this size), hence the tolerance.
         assert top_ids(got) == top_ids(ref)
         for g, r in zip(got, ref):
             np.testing.assert_allclose(
                 [x["score"] for x in g],
                 [x["score"] for x in r],
-                atol=1e-4 if kind == "voyager" else 5e-3,
+                atol=5e-3,
             )
     else:
         overlaps = [
@@ -344,9 +344,10 @@ def test_voyager_token_hits_format(tmp_path):
     assert len(hits["documents_ids"]) == 2
     assert len(hits["documents_ids"][0]) == len(docs[0])
     assert hits["documents_ids"][0][0][0] == "a"
-    assert abs(float(hits["distances"][0][0][0])) < 1e-5  # cosine distance
+    # Cosine distance to the graph's 8-bit copy of the same vector.
+    assert abs(float(hits["distances"][0][0][0])) < 0.05
     embs = index.get_documents_embeddings([["b"], ["a", "c"]])
-    np.testing.assert_allclose(embs[1][1], docs[2], atol=1e-6)
+    np.testing.assert_allclose(embs[1][1], docs[2], atol=2e-3)  # float16 store
     assert embs[0][0].shape == docs[1].shape
     with pytest.raises(KeyError):
         index.get_documents_embeddings([["zz"]])

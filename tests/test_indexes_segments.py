@@ -118,7 +118,9 @@ def test_compact_reclaims_deleted_rows(kind, tmp_path):
         import voyager
 
         graph = voyager.Index.load(str(folder / "index.voyager"))
-        assert graph.num_elements == live_tokens
+        # The graph holds tokens 0, 3, 6, ... of each live document.
+        live = [d for i, d in zip(ids, docs) if i not in gone]
+        assert graph.num_elements == sum(-(-len(d) // 3) for d in live)
     kept = [i for i in ids if i not in gone]
     results = retrieve.ColBERT(index=index).retrieve(
         [d for i, d in zip(ids, docs) if i not in gone], k=1
@@ -426,8 +428,7 @@ def test_get_documents_embeddings_keyword_and_values(kind, tmp_path):
         assert cosine.min() > 0.97
         np.testing.assert_allclose(np.linalg.norm(got[1][0], axis=1), 1, atol=1e-5)
     else:
-        atol = 1e-6 if kind == "voyager" else 2e-3  # float16 store for Exact
-        np.testing.assert_allclose(got[1][0], docs[4], atol=atol)
+        np.testing.assert_allclose(got[1][0], docs[4], atol=2e-3)  # float16 store
     assert got[0][0].dtype == np.float32 and got[0][0].shape == docs[1].shape
     with pytest.raises(KeyError, match="'zz'"):
         index.get_documents_embeddings([["zz"]])

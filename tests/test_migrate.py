@@ -93,8 +93,8 @@ def test_voyager_migration_returns_pylate_results(tmp_path, expected, queries) -
     for got, want in zip(results, expected["voyager"]):
         assert [r["id"] for r in got] == [r["id"] for r in want]
         np.testing.assert_allclose(
-            [r["score"] for r in got], [r["score"] for r in want], atol=1e-4
-        )
+            [r["score"] for r in got], [r["score"] for r in want], atol=2e-3
+        )  # our Voyager re-scores from its float16 store
     with pytest.raises(ValueError, match="not a PyLate 1.6"):
         indexes.migrate_pylate_index(folder, trust_pickle=True)
 

@@ -81,6 +81,10 @@ def _voyager(tmp_path: Path, case: dict) -> indexes.Voyager:
         index_name="xtr",
         embedding_size=case["documents"][0].shape[1],
         show_progress=False,
+        # XTR scores from the retrieved token similarities themselves: it
+        # needs every token in the graph, in full precision.
+        graph_stride=1,
+        graph_storage="float32",
     )
     return index.add_documents(case["documents_ids"], case["documents"])
 

@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..scores.kernels.maxsim import maxsim_flat
+from .engine import hnsw
 from .segmented.index import SegmentedIndex
-from .storage.commit import DEFAULT_LOCK_TIMEOUT, IndexFormatError
+from .storage.commit import (
+    DEFAULT_LOCK_TIMEOUT,
+    IndexFormatError,
+    load_json,
+    write_file,
+)
 from .storage.segments import TOKENS, OpenSegment, Transaction
 from .tuning import Tunable
 from .utils import as_matrices, check_int, check_k, to_float32_numpy
 from .utils import reshape_embeddings as reshape_embeddings
 
 INDEX_FILE = "index.voyager"
+#: Per-segment record of how its graph was built. A segment without it is of
+#: the first layout (graph over every token, float32, float32 token store).
+GRAPH_FILE = "graph.json"
+GRAPH_FORMAT = "pylate_clone.voyager_graph"
+GRAPH_VERSION = 3
 
 
 def _import_voyager():
@@ -29,18 +42,33 @@ def _import_voyager():
     return voyager
 
 
+@dataclass
+class _Building:
+    """A graph being written: the graph, and rows already in it (a reused copy)."""
+
+    graph: Any
+    stride: int
+    skip_rows: int = 0
+
+
 class Voyager(Tunable, SegmentedIndex):
     """HNSW index over document token vectors (cosine space), in segments.
 
     ``__call__`` returns the nearest document tokens of every query token;
     :class:`pylate_clone.retrieve.ColBERT` turns them into candidate documents
     and reranks those by exact MaxSim using :meth:`get_documents_embeddings`
-    (the vectors as given, stored float32 in each segment's ``tokens.npy``).
+    (the vectors stored float16 in each segment's ``tokens.npy``).
 
-    Each segment has its own HNSW graph over its tokens. A search queries
-    every segment, merges the neighbours of each query token by distance and
-    drops deleted documents; :meth:`compact` rebuilds one graph without the
-    deleted vectors.
+    Each segment has its own HNSW graph over every ``graph_stride``-th token
+    of each document, kept in ``graph_storage`` precision: the graph only
+    finds candidate documents, the float16 store scores them. A search
+    queries every segment, merges the neighbours of each query token by
+    distance and drops deleted documents. :meth:`merge` grows a copy of the
+    largest segment's graph with the others' tokens; :meth:`compact` does the
+    same when the largest segment has no deleted documents, and otherwise
+    builds one graph without the deleted vectors. Segments of the first
+    layout (a float32 graph over every token) open and search as before;
+    :meth:`compact` rewrites them in the current one.
 
     Parameters
     ----------
@@ -61,6 +89,13 @@ class Voyager(Tunable, SegmentedIndex):
     k_token
         Neighbours per query token the retriever asks for when its own
         ``k_token`` is left to None (set by :meth:`tune`); None: 100.
+    graph_stride
+        The graph holds tokens ``0, s, 2s, ...`` of each document (>= 1; 1:
+        every token, as PyLate); fixed at creation.
+    graph_storage
+        Precision of the graph's own vector copy: ``"float8"`` (8-bit fixed
+        point, 1 byte per dimension), ``"e4m3"`` (8-bit float) or
+        ``"float32"``; fixed at creation.
 
     Examples
     --------
@@ -78,7 +113,7 @@ class Voyager(Tunable, SegmentedIndex):
 
     is_end_to_end_index = False
     kind = "voyager"
-    storage_dtype = np.float32
+    storage_dtype = np.float16
 
     def __init__(
         self,
@@ -86,19 +121,24 @@ class Voyager(Tunable, SegmentedIndex):
         index_name: str = "colbert",
         override: bool = False,
         embedding_size: int = 128,
-        M: int = 64,
-        ef_construction: int = 200,
+        M: int = 12,
+        ef_construction: int = 64,
         ef_search: int = 200,
         show_progress: bool = True,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         k_token: int | None = None,
+        graph_stride: int = 3,
+        graph_storage: str = "float8",
     ) -> None:
         self.embedding_size = check_int("embedding_size", embedding_size)
         self.M = check_int("M", M, minimum=2)
         self.ef_construction = check_int("ef_construction", ef_construction)
         self.ef_search = check_int("ef_search", ef_search)
         self.k_token = check_int("k_token", k_token, allow_none=True)
+        self.graph_stride = check_int("graph_stride", graph_stride)
+        self.graph_storage = _check_storage(graph_storage, "graph_storage")
         self._voyager = _import_voyager()
+        self._reuse: tuple[Path, int] | None = None
         super().__init__(
             index_folder, index_name, override, show_progress, lock_timeout
         )
@@ -112,81 +152,128 @@ class Voyager(Tunable, SegmentedIndex):
             "M": self.M,
             "ef_construction": self.ef_construction,
             "space": "cosine",
+            "graph_stride": self.graph_stride,
+            "graph_storage": self.graph_storage,
         }
 
     def _apply_params(self, params: dict[str, Any]) -> None:
         self.embedding_size = check_int("embedding_size", params["embedding_size"])
         self.M = check_int("M", params["M"], minimum=2)
         self.ef_construction = check_int("ef_construction", params["ef_construction"])
+        # Folders of the first layout record neither: their next segments
+        # take this instance's settings (and record them).
+        if "graph_stride" in params:
+            self.graph_stride = check_int("graph_stride", params["graph_stride"])
+        if "graph_storage" in params:
+            self.graph_storage = _check_storage(
+                params["graph_storage"], "graph_storage"
+            )
         self._dim = self.embedding_size
 
-    def _begin_segment(self, folder: Path) -> Any:
+    def _graph_record(self) -> dict[str, Any]:
+        return {
+            "format": GRAPH_FORMAT,
+            "version": GRAPH_VERSION,
+            "graph_stride": self.graph_stride,
+            "graph_storage": self.graph_storage,
+            "M": self.M,
+            "ef_construction": self.ef_construction,
+            "dim": self.embedding_size,
+        }
+
+    def _begin_segment(self, folder: Path) -> _Building:
         v = self._voyager
-        return v.Index(
+        if self._reuse is not None:
+            # A copy of an existing segment's graph, grown in place: its rows
+            # come first in the new segment, so its labels stay valid.
+            path, rows = self._reuse
+            return _Building(v.Index.load(str(path)), self.graph_stride, rows)
+        graph = v.Index(
             v.Space.Cosine,
             num_dimensions=self.embedding_size,
             M=self.M,
             ef_construction=self.ef_construction,
+            storage_data_type=getattr(
+                v.StorageDataType, hnsw.GRAPH_STORAGES[self.graph_storage]
+            ),
         )
+        return _Building(graph, self.graph_stride)
 
-    def _on_batch(self, state: Any, block: np.ndarray, first_row: int) -> None:
-        state.add_items(block, ids=range(first_row, first_row + len(block)))
+    def _on_batch(
+        self, state: _Building, block: np.ndarray, first_row: int, lengths: np.ndarray
+    ) -> None:
+        rows = hnsw.sampled_rows(lengths, first_row, state.stride)
+        rows = rows[rows >= state.skip_rows]
+        if len(rows):
+            state.graph.add_items(
+                np.ascontiguousarray(block[rows - first_row]),
+                ids=rows.tolist(),
+                num_threads=os.cpu_count() or 1,
+            )
 
     def _finish_segment(
-        self, state: Any, folder: Path, txn: Transaction, offsets: np.ndarray
+        self, state: _Building, folder: Path, txn: Transaction, offsets: np.ndarray
     ) -> None:
-        state.save(str(folder / INDEX_FILE))
+        state.graph.save(str(folder / INDEX_FILE))
+        record = {**self._graph_record(), "num_nodes": int(state.graph.num_elements)}
+        write_file(folder / GRAPH_FILE, json.dumps(record).encode("utf-8"))
 
     def _open_segment(self, segment: OpenSegment, folder: Path) -> None:
         path = folder / INDEX_FILE
+        record = None
+        if (folder / GRAPH_FILE).is_file():
+            record = load_json(folder / GRAPH_FILE)
+            if (
+                not isinstance(record, dict)
+                or record.get("format") != GRAPH_FORMAT
+                or record.get("version") != GRAPH_VERSION
+            ):
+                raise IndexFormatError(
+                    f"{folder / GRAPH_FILE} is not a Voyager graph record this "
+                    f"code reads (version {GRAPH_VERSION})."
+                )
         try:
             graph = self._voyager.Index.load(str(path))
         except Exception as error:  # noqa: BLE001 - native errors vary
             raise IndexFormatError(
                 f"{path} could not be read as a Voyager index ({error})."
             ) from None
-        if graph.num_elements != len(segment.tokens) or (
+        expected = len(segment.tokens) if record is None else record.get("num_nodes")
+        if graph.num_elements != expected or (
             graph.num_dimensions != self.embedding_size
         ):
             raise IndexFormatError(f"{path} does not match {folder / TOKENS}.")
         segment.extra["graph"] = graph
+        segment.extra["graph_record"] = record
+
+    def _rewrite(self, txn: Any, segments: list[OpenSegment]) -> None:
+        """One segment from ``segments``, growing the largest one's graph if it can.
+
+        The largest segment's graph is reused when it was built with this
+        folder's current settings and has no deleted documents (a graph
+        cannot drop nodes, and its labels are rows that dropping documents
+        would shift); its documents are written first so its labels hold.
+        """
+        current = self._graph_record()
+        reusable = [
+            s
+            for s in segments
+            if not len(s.deleted)
+            and s.extra.get("graph_record") is not None
+            and {k: s.extra["graph_record"].get(k) for k in current} == current
+        ]
+        if not reusable:
+            super()._rewrite(txn, segments)
+            return
+        base = max(reusable, key=lambda s: len(s.tokens))
+        order = [base] + [s for s in segments if s is not base]
+        self._reuse = (self._store.path / base.name / INDEX_FILE, len(base.tokens))
+        try:
+            super()._rewrite(txn, order)
+        finally:
+            self._reuse = None
 
     # -- search ------------------------------------------------------------------
-
-    def _segment_neighbours(
-        self, segment: OpenSegment, vectors: np.ndarray, k: int, ef: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``(n, k')`` rows (document numbers, -1 for deleted) and distances."""
-        graph = segment.extra["graph"]
-        total = graph.num_elements
-        deleted_tokens = 0
-        if len(segment.deleted):
-            lengths = (
-                segment.offsets[segment.deleted + 1] - segment.offsets[segment.deleted]
-            )
-            deleted_tokens = int(lengths.sum())
-        # Ask for more neighbours when deleted vectors may crowd the live ones.
-        kk = min(total, k + min(deleted_tokens, 3 * k))
-        ef = max(ef, kk)
-        while True:
-            try:
-                ids, dist = graph.query(vectors, k=kk, query_ef=ef)
-                break
-            except Exception as error:  # voyager.RecallError
-                if "Fewer than expected" not in str(error):
-                    raise
-                if ef < total:
-                    ef = min(total, ef * 4)
-                elif kk > 1:
-                    kk = max(1, kk // 2)
-                else:
-                    raise
-        ids = np.asarray(ids, dtype=np.int64).reshape(len(vectors), -1)
-        dist = np.asarray(dist, dtype=np.float32).reshape(len(vectors), -1)
-        rows = np.searchsorted(segment.offsets, ids, side="right") - 1
-        if segment.live is not None:
-            rows = np.where(segment.live[rows], rows, -1)
-        return rows, dist
 
     def _token_hits(
         self, vectors: np.ndarray, k: int, ef: int
@@ -198,7 +285,15 @@ class Voyager(Tunable, SegmentedIndex):
         """
         segs, rows, dists = [], [], []
         for s, segment in enumerate(self._segments):
-            r, d = self._segment_neighbours(segment, vectors, k, ef)
+            r, d = hnsw.segment_neighbours(
+                segment.extra["graph"],
+                segment.offsets,
+                segment.deleted,
+                segment.live,
+                vectors,
+                k,
+                ef,
+            )
             segs.append(np.full(r.shape, s, dtype=np.int64))
             rows.append(r)
             dists.append(np.where(r >= 0, d, np.inf))
@@ -285,3 +380,11 @@ class Voyager(Tunable, SegmentedIndex):
     def _apply_setting(self, setting: dict[str, int]) -> None:
         self.ef_search = int(setting["ef_search"])
         self.k_token = int(setting["k_token"])
+
+
+def _check_storage(value: Any, name: str) -> str:
+    if not isinstance(value, str) or value.lower() not in hnsw.GRAPH_STORAGES:
+        raise ValueError(
+            f"{name} must be one of {sorted(hnsw.GRAPH_STORAGES)}, got {value!r}."
+        )
+    return value.lower()

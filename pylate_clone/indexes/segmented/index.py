@@ -111,8 +111,8 @@ class SegmentedIndex(MergeMixin, Base):
     def _begin_segment(self, folder: Path) -> Any:
         return None
 
-    def _on_batch(self, state: Any, block: np.ndarray, first_row: int) -> None:
-        """Called with each batch's float32 token block as it is written."""
+    def _on_batch(self, state: Any, block: np.ndarray, first_row: int, lengths):
+        """Each written ``(T_b, H)`` float32 block: documents of ``lengths`` tokens from row ``first_row``."""
 
     def _finish_segment(
         self, state: Any, folder: Path, txn: Transaction, offsets: np.ndarray
@@ -329,9 +329,9 @@ class SegmentedIndex(MergeMixin, Base):
                         writer = npy_stream.NpyAppender(
                             staging / TOKENS, self.storage_dtype, (self._dim,)
                         )
-                    self._on_batch(state, block, total)
-                    writer.append(block)
                     lengths = np.asarray([len(m) for m in part], dtype=np.int64)
+                    self._on_batch(state, block, total, lengths)
+                    writer.append(block)
                     offsets.append(total + np.cumsum(lengths))
                     total += int(lengths.sum())
                 written.extend(ids)

@@ -43,6 +43,16 @@ class MergeMixin:
                     [segment.matrix(r) for r in chunk],
                 )
 
+    def _rewrite(self, txn: Any, segments: list[OpenSegment]) -> None:
+        """Write the live documents of ``segments`` as one new segment.
+
+        A kind may override this to reuse what a segment already holds
+        (Voyager grows a copy of the largest segment's graph).
+        """
+        self._write_segment(
+            txn, self._stream_live(segments), replace=False, validate=False
+        )
+
     def _merge_plan(self) -> list[OpenSegment]:
         """Tiered policy: past :data:`self.max_segments`, the smallest ones merge."""
         if len(self._segments) <= self.max_segments:
@@ -61,9 +71,7 @@ class MergeMixin:
             if chosen:
                 txn.drop_segments({s.name for s in chosen})
                 if any(len(s.ids) > len(s.deleted) for s in chosen):
-                    self._write_segment(
-                        txn, self._stream_live(chosen), replace=False, validate=False
-                    )
+                    self._rewrite(txn, chosen)
                 crash_point("merge_staged")
         return self
 
@@ -77,11 +85,6 @@ class MergeMixin:
             txn.drop_segments({s.name for s in self._segments})
             txn.retrain = True
             if len(self._ids):
-                self._write_segment(
-                    txn,
-                    self._stream_live(self._segments),
-                    replace=False,
-                    validate=False,
-                )
+                self._rewrite(txn, list(self._segments))
             crash_point("compact_staged")
         return self
