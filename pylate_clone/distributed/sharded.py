@@ -7,7 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from ..indexes import normalize_id, normalize_ids
-from ..indexes.utils import as_matrices, check_documents, check_k, to_float32_numpy
+from ..indexes.utils import (
+    as_matrices,
+    check_documents,
+    check_int,
+    check_k,
+    to_float32_numpy,
+)
 from . import _layout
 from ._cluster import connect
 from ._shard_actor import ShardServer
@@ -224,7 +230,7 @@ class ShardedIndex:
     # -- writes ------------------------------------------------------------------
 
     def add_documents(
-        self, documents_ids: Any, documents_embeddings: Any, **kwargs: Any
+        self, documents_ids: Any, documents_embeddings: Any, batch_size: int = 2000
     ) -> ShardedIndex:
         """Add (or replace) documents, each in the shard owning its id.
 
@@ -234,20 +240,16 @@ class ShardedIndex:
             ``n`` ids (str or int), or one id.
         documents_embeddings
             ``n`` matrices ``(L_i, H)``, or one matrix for one id.
-        **kwargs
-            Accepted for PyLate compatibility (``batch_size``) and ignored.
+        batch_size
+            Accepted for PyLate compatibility (checked; each shard writes its
+            documents in one transaction).
 
         Returns
         -------
         ShardedIndex
             ``self``.
         """
-        unknown = set(kwargs) - {"batch_size"}
-        if unknown:
-            raise TypeError(
-                f"add_documents got unexpected keyword argument(s): "
-                f"{', '.join(sorted(unknown))}."
-            )
+        check_int("batch_size", batch_size, minimum=1)
         ids, matrices = check_documents(documents_ids, documents_embeddings)
         routed = self._route(ids)
         self._gather(
