@@ -37,21 +37,23 @@ def model_path(fixtures_dir: Path) -> str:
     return str(fixtures_dir / "models" / "tiny-colbert")
 
 
+def _scifact_head(tmp_path_factory, data_dir: Path, name: str, n: int) -> Path:
+    """The first ``n`` lines of SciFact's ``{name}.jsonl`` in a fresh folder."""
+    lines = (data_dir / "scifact" / f"{name}.jsonl").read_text().splitlines()
+    path = tmp_path_factory.mktemp(name) / f"{name}.jsonl"
+    path.write_text("\n".join(lines[:n]) + "\n")
+    return path
+
+
 @pytest.fixture(scope="module")
 def corpus_file(tmp_path_factory, data_dir: Path) -> Path:
     """The first DOCS SciFact documents as a corpus.jsonl."""
-    lines = (data_dir / "scifact" / "corpus.jsonl").read_text().splitlines()
-    path = tmp_path_factory.mktemp("corpus") / "corpus.jsonl"
-    path.write_text("\n".join(lines[:DOCS]) + "\n")
-    return path
+    return _scifact_head(tmp_path_factory, data_dir, "corpus", DOCS)
 
 
 @pytest.fixture(scope="module")
 def queries_file(tmp_path_factory, data_dir: Path) -> Path:
-    lines = (data_dir / "scifact" / "queries.jsonl").read_text().splitlines()
-    path = tmp_path_factory.mktemp("queries") / "queries.jsonl"
-    path.write_text("\n".join(lines[:QUERIES]) + "\n")
-    return path
+    return _scifact_head(tmp_path_factory, data_dir, "queries", QUERIES)
 
 
 @pytest.fixture(scope="module")

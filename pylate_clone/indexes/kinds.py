@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from .base import Base
 from .exact import Exact
@@ -48,14 +49,17 @@ def classes_for(kind: str) -> tuple[type[Base], ...]:
     return KIND_CLASSES[kind]
 
 
-def recorded_kind(path: str | os.PathLike) -> str | None:
-    """Kind recorded in ``path/manifest.json``; None when there is no manifest.
+def recorded_kind(path: str | os.PathLike) -> Any:
+    """The ``kind`` field of ``path/manifest.json``; None when there is no manifest.
+
+    The value is returned as recorded (it may be missing, None, or a kind this
+    build does not know): callers compare it with :data:`KIND_CLASSES` and word
+    the error for their user.
 
     Raises
     ------
     OSError, ValueError
-        If the manifest exists but cannot be read or parsed (callers word the
-        error; the kind may also be a value this build does not know).
+        If the manifest exists but cannot be read or is not a JSON object.
     """
     manifest = Path(path) / MANIFEST
     if not manifest.is_file():
@@ -63,5 +67,4 @@ def recorded_kind(path: str | os.PathLike) -> str | None:
     data = json.loads(manifest.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
         raise ValueError(f"{manifest} is not a JSON object")
-    kind = data.get("kind")
-    return kind if isinstance(kind, str) else repr(kind)
+    return data.get("kind")

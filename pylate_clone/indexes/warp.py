@@ -122,6 +122,9 @@ class WARP(Base):
         # Document ids live in the shared DocumentIdMap (dense positions);
         # ``_warp_ids[position]`` is WARP's own passage id for that document.
         self._warp_ids: list[int] = []
+        # WARP passage id -> position, built on the first search after a change
+        # (every change goes through _write_ids), not on every call.
+        self._position_of: dict[int, int] | None = None
         self._loaded = False
         self.is_indexed = self._ids_path.exists()
         if self.is_indexed:
@@ -142,8 +145,10 @@ class WARP(Base):
                 f"{self._ids_path} is not a valid WARP id mapping ({error})."
             ) from None
         self._ids, self._warp_ids = ids, warp_ids
+        self._position_of = None
 
     def _write_ids(self) -> None:
+        self._position_of = None
         data = {"warp_ids": self._warp_ids, "documents_ids": self._ids.ids}
         atomic_write_bytes(self._ids_path, json.dumps(data).encode("utf-8"))
 
@@ -272,7 +277,9 @@ class WARP(Base):
             subset=warp_subset,
             show_progress=self.show_progress,
         )
-        position_of = {w: p for p, w in enumerate(self._warp_ids)}
+        if self._position_of is None:
+            self._position_of = {w: p for p, w in enumerate(self._warp_ids)}
+        position_of = self._position_of
         results = []
         for query_hits in hits:
             ranked, seen = [], set()
