@@ -84,6 +84,10 @@ def _encoded_batches(
         compute=ray.data.ActorPoolStrategy(size=size),
         **resources,
     )
+    # A Dataset snapshots the DataContext of the moment it was made (a corpus
+    # dataset made before ``_quiet_ordered_data``, or the caller's own): order
+    # is set on the context this dataset runs with, or Ray may reorder blocks.
+    encoded.context.execution_options.preserve_order = True
     try:
         for batch in encoded.iter_batches(batch_size=None, batch_format="numpy"):
             yield batch["_id"].tolist(), list(batch["embedding"])
@@ -205,8 +209,8 @@ def build_index(
     cls = _layout.check_shard_kind(kind) if shards > 1 else SINGLE_CLASSES[kind]
     show_progress = bool(index_kwargs.get("show_progress", True))
     ray = connect(ray_address)
-    dataset = corpus_dataset(ray, corpus)
     with _quiet_ordered_data(ray, show_progress):
+        dataset = corpus_dataset(ray, corpus)
         batches = _encoded_batches(ray, dataset, model, batch_size, device, num_workers)
         if shards == 1:
             index = cls(
