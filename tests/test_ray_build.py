@@ -130,6 +130,22 @@ def test_cli_ray_build_equals_one_process_build(
     _assert_same_answers(built(queries, k=10), local(queries, k=10), atol=1e-3)
 
 
+def test_cli_ray_exact_build_scores_within_1e4_of_one_process(
+    ray_cluster, tmp_path, model_path, corpus_file, queries, reference_exact
+) -> None:
+    # Without PLAID's 4-bit buckets the two encoders' rounding is all that differs.
+    args = ["index", "--model", model_path, "--corpus", str(corpus_file)]
+    args += ["--batch-size", "8", "--quiet", "--kind", "exact"]
+    args += ["--index", str(tmp_path), "--ray", ray_cluster.address, "--workers", "2"]
+    done = _cli(args, ray_cluster.env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    built = indexes.Exact(index_folder=tmp_path, show_progress=False)
+    assert built.documents_ids == reference_exact.documents_ids
+    _assert_same_answers(
+        built(queries, k=10), reference_exact(queries, k=10), atol=1e-4
+    )
+
+
 def test_sharded_build_answers_like_the_union_index(
     ray_cluster,
     tmp_path,
