@@ -217,15 +217,19 @@ def _write_dataset(folder: Path, configs: dict[str, list[dict]]) -> None:
 def _stand_in_datasets(seed: Path, scifact: Path) -> None:
     """Offline stand-ins for what PyLate's doctests download, made from SciFact.
 
-    ``load_beir("scifact")`` finds the real SciFact in ./evaluation_datasets, as
-    after PyLate's own download. The two hub datasets are local folders at the
+    ``load_beir("scifact")`` finds the real SciFact in ./evaluation_datasets, laid
+    out as PyLate's own download leaves it. The two hub datasets are local folders at the
     relative paths the examples name (``datasets`` loads a local folder before
     asking the hub), with the hub datasets' configurations and columns:
     NanoSciFact (corpus/queries/qrels) from the first 20 SciFact test judgements,
     and lighton-ms-marco-mini (train/queries/documents) with teacher scores.
     """
-    (seed / "evaluation_datasets").mkdir(parents=True)
-    (seed / "evaluation_datasets" / "scifact").symlink_to(scifact)
+    # BEIR's own zip layout (qrels/test.tsv), which PyLate's loader requires.
+    beir = seed / "evaluation_datasets" / "scifact"
+    (beir / "qrels").mkdir(parents=True)
+    for name in ("corpus.jsonl", "queries.jsonl"):
+        (beir / name).symlink_to(scifact / name)
+    (beir / "qrels" / "test.tsv").symlink_to(scifact / "qrels.tsv")
     corpus = [
         json.loads(line) for line in (scifact / "corpus.jsonl").read_text().splitlines()
     ]
