@@ -104,7 +104,7 @@ def collect(root: Path) -> list[tuple[Path, str, doctest.DocTest]]:
 
 
 def seed_folder(folder: Path) -> None:
-    """Link every entry of ``$PYLATE_DOCTEST_SEED`` (stand-in datasets) into ``folder``."""
+    """Link each entry of ``$PYLATE_DOCTEST_SEED`` (stand-ins) into ``folder``."""
     seed = os.environ.get("PYLATE_DOCTEST_SEED")
     if seed:
         for entry in Path(seed).iterdir():

@@ -86,7 +86,16 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return importlib.util.spec_from_loader(fullname, self)
 
     def create_module(self, spec):
-        return importlib.import_module("pylate_clone" + spec.name[6:])
+        module = importlib.import_module("pylate_clone" + spec.name[6:])
+        # Alias every pylate_clone module loaded so far: a later
+        # ``import pylate.x.y`` then finds it in sys.modules. Imported through
+        # this finder instead, it would be set on its parent as an attribute,
+        # replacing a same-named one (the class models.Dense by its module).
+        for name, loaded in list(sys.modules.items()):
+            if name.startswith("pylate_clone."):
+                alias = "pylate" + name[len("pylate_clone") :]
+                sys.modules.setdefault(alias, loaded)
+        return module
 
     def exec_module(self, module):
         pass
@@ -121,7 +130,7 @@ def _extract_tests(archive: Path, work: Path) -> None:
 
 
 def _offline_env(tmp_path: Path, minilm_dir: Path, work: Path) -> dict[str, str]:
-    """Environment for a child run: hub off, MiniLM served under its id and STAND_INS."""
+    """A child run's environment: hub off, MiniLM under its id and STAND_INS."""
     (work / "pylate_upstream_shim.py").write_text(SHIM)
     hf_home = tmp_path / "hf"
     for repo_id in ["sentence-transformers/all-MiniLM-L6-v2", *STAND_INS]:
@@ -217,10 +226,11 @@ def _write_dataset(folder: Path, configs: dict[str, list[dict]]) -> None:
 def _stand_in_datasets(seed: Path, scifact: Path) -> None:
     """Offline stand-ins for what PyLate's doctests download, made from SciFact.
 
-    ``load_beir("scifact")`` finds the real SciFact in ./evaluation_datasets, laid
-    out as PyLate's own download leaves it. The two hub datasets are local folders at the
-    relative paths the examples name (``datasets`` loads a local folder before
-    asking the hub), with the hub datasets' configurations and columns:
+    ``load_beir("scifact")`` finds the real SciFact in ./evaluation_datasets,
+    laid out as PyLate's own download leaves it. The two hub datasets are local
+    folders at the relative paths the examples name (``datasets`` loads a local
+    folder before asking the hub), with the hub datasets' configurations and
+    columns:
     NanoSciFact (corpus/queries/qrels) from the first 20 SciFact test judgements,
     and lighton-ms-marco-mini (train/queries/documents) with teacher scores.
     """
@@ -305,3 +315,24 @@ def test_pylate_upstream_doctests_pass(
     print(
         f"PyLate {VERSION} doctests: {ran}/{ran} docstrings pass ({examples} examples)"
     )
+
+
+def test_shim_keeps_package_attributes(tmp_path: Path) -> None:
+    # ``import pylate.models.Dense`` must not replace the class
+    # ``pylate_clone.models.Dense`` by its module (nor utils.iter_batch).
+    (tmp_path / "pylate_upstream_shim.py").write_text(SHIM)
+    script = (
+        "import pylate_upstream_shim, inspect\n"
+        "import pylate.models.Dense\n"
+        "from pylate.utils.iter_batch import iter_batch\n"
+        "import pylate_clone.models as m, pylate_clone.utils as u\n"
+        "assert inspect.isclass(m.Dense), m.Dense\n"
+        "assert inspect.isfunction(u.iter_batch), u.iter_batch\n"
+        "import pylate\n"
+        "assert pylate.models.Dense is m.Dense\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
