@@ -2,7 +2,7 @@
 
 Run with the interpreter of a PyLate 1.6.0 install (never ours)::
 
-    /work/pylate-ref/bin/python scripts/extract_pylate_api.py
+    /tmp/pylate-1.6/bin/python scripts/extract_pylate_api.py [OUT.json]
 
 The output lists, per PyLate module, the public classes and functions it defines
 (plus everything its ``__all__`` re-exports) with their parameter lists: name,
@@ -124,7 +124,7 @@ def describe_script(path: Path) -> dict:
     return {"all": [], "names": names}
 
 
-def main() -> None:
+def main(out: Path = OUT) -> None:
     modules = {"pylate": pylate}
     for info in pkgutil.walk_packages(pylate.__path__, "pylate."):
         if info.name.startswith(SKIPPED_PREFIXES):
@@ -154,10 +154,10 @@ def main() -> None:
         surface[name] = {"all": sorted(exported), "names": names}
     script = Path(pylate.__file__).parent / "server" / "server.py"
     surface[SERVER_SCRIPT] = describe_script(script)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(surface, indent=1, sort_keys=True) + "\n")
-    print(f"wrote {OUT} ({len(surface)} modules)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(surface, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {out} ({len(surface)} modules)")
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else OUT)
