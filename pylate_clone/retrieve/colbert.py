@@ -8,7 +8,6 @@ from ..indexes import normalize_id
 from ..rank import RerankResult, rerank
 from .base import BaseRetriever, HitBatch
 
-
 #: Allowed documents (subset, filter) at most which every one is scored exactly.
 EXACT_SUBSET = 1000
 

@@ -114,11 +114,13 @@ class _Compiler:
                 if not isinstance(value, (list, tuple)) or not value:
                     raise ValueError(f"{at} must be a non-empty list of scalars.")
                 values = [_scalar(v, f"{at}[{i}]") for i, v in enumerate(value)]
+                # Parameters follow the text's order: the key test comes first.
+                has = self._has(path) if op == "$nin" else None
                 either = " OR ".join(self._typed(path, v, "=") for v in values)
-                if op == "$in":
+                if has is None:
                     parts.append(f"({either})")
                 else:
-                    parts.append(f"({self._has(path)} AND NOT ({either}))")
+                    parts.append(f"({has} AND NOT ({either}))")
             elif op == "$contains":
                 item = _scalar(value, at)
                 self.leaves += 1
