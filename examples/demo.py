@@ -133,7 +133,7 @@ def show_documents_features(model, index, first: list, top_k: int) -> None:
     show(f"Q: {QUERIES[0]}  (filter={filter})", hits)
 
     # A name ColBERT's word pieces blur: BM25 matches it exactly, RRF fuses both.
-    text = "rmtree onerror callback"
+    text = "b85encode"
     query = model.encode([text], is_query=True)
     for hybrid in (False, True):
         options = {"queries": [text], "hybrid": True, "fusion": "rrf"} if hybrid else {}
