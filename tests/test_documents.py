@@ -412,3 +412,18 @@ def test_store_is_one_file_per_segment_with_the_rows(tmp_path):
         ).fetchall()
     assert [r[0] for r in rows] == [1, 2, 3, 4, 5]  # row 0 stored nothing
     assert rows[0][2] is None and json.loads(rows[1][2]) == meta[2]
+
+
+def test_voyager_call_keeps_tokens_of_matching_documents(filled):
+    index, _ = filled["voyager"]
+    docs = corpus()[1]
+    hits = index([docs[4], docs[30]], k=5, filter={"lang": "fr"})
+    allowed = set(index.filter_ids({"lang": "fr"}))
+    sizes = [len(token) for per_query in hits["documents_ids"] for token in per_query]
+    assert max(sizes) == 5 and min(sizes) >= 1
+    assert sum(size == 5 for size in sizes) >= 0.8 * len(sizes)
+    for per_query in hits["documents_ids"]:
+        assert all(set(token) <= allowed for token in per_query)
+    # d30 is French: its own tokens are its nearest allowed neighbours.
+    assert hits["documents_ids"][1][0][0] == "d30"
+    assert all(np.all(np.diff(d) >= 0) for d in hits["distances"][0])
