@@ -427,3 +427,13 @@ def test_voyager_call_keeps_tokens_of_matching_documents(filled):
     # d30 is French: its own tokens are its nearest allowed neighbours.
     assert hits["documents_ids"][1][0][0] == "d30"
     assert all(np.all(np.diff(d) >= 0) for d in hits["distances"][0])
+
+
+def test_widened_probe_grows_with_the_selectivity_within_bounds():
+    from pylate_clone.indexes.segmented.documents import widened_probe
+
+    assert widened_probe(8, 1.0, 4096) == 8
+    assert widened_probe(8, 0.5, 4096) == 16
+    assert widened_probe(8, 0.1, 4096) == 80
+    assert widened_probe(8, 0.001, 4096) == 128  # at most 16 times
+    assert widened_probe(8, 0.01, 50) == 50  # at most the codebook
