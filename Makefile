@@ -3,7 +3,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DOCS_STAMP := $(VENV)/.docs-installed
 
-.PHONY: install test demo lint format bench bench-index bench-train bench-scale bench-serving bench-ray docs
+.PHONY: install test demo lint format bench bench-index bench-train bench-scale bench-serving bench-ray bench-documents docs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -45,6 +45,11 @@ bench-train: install
 # 64 concurrent vs 64 sequential one-text requests to a real server (about a minute).
 bench-serving: install
 	$(PY) benchmarks/serving.py
+
+# Filtered search per selectivity (ours and PyLate 1.6's subset=) and hybrid nDCG@10.
+bench-documents: install
+	$(PY) benchmarks/filtered.py --pylate-python $(PYLATE_PYTHON) $(ARGS)
+	$(PY) benchmarks/hybrid.py
 
 $(DOCS_STAMP): pyproject.toml $(STAMP)
 	$(PY) -m pip install -q -e ".[docs]"

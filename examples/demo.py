@@ -5,6 +5,9 @@ Builds a ColBERT from the offline all-MiniLM-L6-v2 (package
 (gathered at run time from this machine's Python), and prints the best
 matches of a few questions retrieved from an index: PLAID by default,
 ``--index voyager`` for Voyager (token-level HNSW + exact MaxSim rerank).
+The docstrings are stored beside the vectors with a ``module`` metadata
+field, and the demo ends with a filtered query (``filter=``) and a hybrid one
+(ColBERT fused with BM25 over the stored texts).
 
 The index is kept in ``--index-folder`` (``demo_index/`` by default) and reused
 on the next run: only documents not yet indexed are encoded and added. The
@@ -66,6 +69,8 @@ def main() -> None:
             show_progress=False,
         )
     missing = [i for i, doc_id in enumerate(ids) if doc_id not in index]
+    if len(index) and not index.has_documents:  # an index of an earlier demo
+        missing = list(range(len(ids)))
     if missing:
         start = time.perf_counter()
         documents = model.encode(
@@ -78,7 +83,12 @@ def main() -> None:
             f"Encoded {len(missing)} documents in {time.perf_counter() - start:.1f} s"
         )
         start = time.perf_counter()
-        index.add_documents([ids[i] for i in missing], documents)
+        index.add_documents(
+            [ids[i] for i in missing],
+            documents,
+            documents=[texts[i] for i in missing],
+            metadata=[{"module": ids[i].split(".")[0]} for i in missing],
+        )
         print(
             f"Added them to {index.index_path} ({args.index}) in "
             f"{time.perf_counter() - start:.1f} s"
@@ -100,6 +110,36 @@ def main() -> None:
         for hit in ranking[: args.top_k]:
             print(f"   {hit['score']:6.2f}  {first_line[hit['id']][:100]}")
         print()
+    if not args.query:
+        show_documents_features(model, index, results[0], args.top_k)
+
+
+def show_documents_features(model, index, first: list, top_k: int) -> None:
+    """A filtered query and a hybrid one over the stored docstrings."""
+    retriever = retrieve.ColBERT(index=index)
+
+    def show(title: str, hits: list) -> None:
+        print(title)
+        for hit in hits:
+            line = hit["document"].split("\n")[0][:90]
+            print(f"   {hit['score']:6.3f}  [{hit['metadata']['module']}] {line}")
+        print()
+
+    # The same question, without the module of its best answer.
+    module = first[0]["id"].split(".")[0] if first else "json"
+    query = model.encode([QUERIES[0]], is_query=True)
+    filter = {"module": {"$ne": module}}
+    hits = retriever.retrieve(query, k=top_k, filter=filter, return_documents=True)[0]
+    show(f"Q: {QUERIES[0]}  (filter={filter})", hits)
+
+    # A name ColBERT's word pieces blur: BM25 matches it exactly, RRF fuses both.
+    text = "b85encode"
+    query = model.encode([text], is_query=True)
+    for hybrid in (False, True):
+        options = {"queries": [text], "hybrid": True, "fusion": "rrf"} if hybrid else {}
+        hits = retriever.retrieve(query, k=top_k, return_documents=True, **options)[0]
+        label = "hybrid ColBERT + BM25, RRF" if hybrid else "ColBERT alone"
+        show(f"Q: {text}  ({label})", hits)
 
 
 if __name__ == "__main__":

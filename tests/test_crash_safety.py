@@ -43,16 +43,26 @@ def _docs():
     return unit_docs(N_BASE + len(NEW_IDS) + 1, seed=42)
 
 
+def _texts(ids: list, generation: str) -> dict[str, list]:
+    """Texts and metadata of a ``-docs`` kind's documents of one generation."""
+    return {
+        "documents": [f"{generation} text of {i}" for i in ids],
+        "metadata": [{"generation": generation, "id": str(i)} for i in ids],
+    }
+
+
 def do_write(kind: str, folder: str, op: str, started: Any = None) -> None:
     docs = _docs()
+    kind, _, with_docs = kind.partition("-")
     index = make_index(kind, Path(folder))
     if started is not None:
         started.set()
     new_ids, new_docs = NEW_IDS + [REPLACED], docs[N_BASE:]
+    stored = _texts(new_ids, "new") if with_docs else {}
     if op == "add":
-        index.add_documents(new_ids, new_docs)
+        index.add_documents(new_ids, new_docs, **stored)
     elif op == "update":
-        index.update_documents(new_ids, new_docs)
+        index.update_documents(new_ids, new_docs, **stored)
     elif op == "iterable":
         index.add_documents(
             iter([(new_ids[:2], new_docs[:2]), (new_ids[2:], new_docs[2:])])
@@ -82,13 +92,16 @@ def expected_states(op: str) -> tuple[set, set]:
 def templates(tmp_path_factory):
     root = tmp_path_factory.mktemp("crash_templates")
     docs = _docs()
-    for kind in (*SEGMENTED, "fast_plaid"):
-        index = make_index(kind, root / kind)
-        index.add_documents(BASE_IDS[:15], docs[:15])
-        index.add_documents(BASE_IDS[15:], docs[15:N_BASE])
-        if kind in SEGMENTED:
+    for kind in (*SEGMENTED, "fast_plaid", *WITH_DOCS):
+        base, _, with_docs = kind.partition("-")
+        index = make_index(base, root / kind)
+        first, rest = BASE_IDS[:15], BASE_IDS[15:]
+        texts = (lambda ids: _texts(ids, "base")) if with_docs else (lambda ids: {})
+        index.add_documents(first, docs[:15], **texts(first))
+        index.add_documents(rest, docs[15:N_BASE], **texts(rest))
+        if base in SEGMENTED:
             index.remove_documents(["b0"])  # a tombstone for compact to drop
-            index.add_documents(["b0"], docs[0])
+            index.add_documents(["b0"], [docs[0]], **texts(["b0"]))
     return root
 
 
@@ -128,9 +141,25 @@ def _run_child(kind, folder, op, crash_at=None, kill_after=None):
     return proc.exitcode, err
 
 
+def _check_documents(index, ids, state, op):
+    """Texts and metadata are those of the vectors' committed state."""
+    changed = state == "after" and op in ("add", "update")
+    new = set(NEW_IDS + [REPLACED]) if changed else set()
+    names = sorted(ids, key=str)
+    for record in index.get_documents(names):
+        generation = "new" if record["id"] in new else "base"
+        assert record["document"] == f"{generation} text of {record['id']}", record
+        assert record["metadata"] == {"generation": generation, "id": str(record["id"])}
+    assert set(index.filter_ids({"generation": "new"})) == new
+    assert set(index.filter_ids({"generation": "base"})) == set(ids) - new
+    hits = index.keyword_search([f"{REPLACED}"], 1)[0]
+    assert [h["id"] for h in hits] == ([REPLACED] if REPLACED in ids else [])
+
+
 def _check_index(kind, folder, op):
     docs = _docs()
     before, after = expected_states(op)
+    kind, _, with_docs = kind.partition("-")
     index = make_index(kind, folder)
     ids = set(index.documents_ids)
     assert ids in (before, after), sorted(map(str, ids ^ after))
@@ -142,6 +171,8 @@ def _check_index(kind, folder, op):
     names = sorted(ids, key=str)
     results = retrieve.ColBERT(index=index).retrieve([vectors[i] for i in names], k=1)
     assert [rs[0]["id"] for rs in results] == names
+    if with_docs:
+        _check_documents(index, ids, state, op)
     # The next write works and garbage-collects the interrupted write's leftovers.
     index.add_documents(["post"], docs[0][:3])
     root = folder / "colbert"
@@ -215,12 +246,31 @@ VOYAGER_REUSE_POINTS = [
     ("compact", "segment_written", "before"),
     ("compact", "manifest_replaced", "before"),
 ]
+# The document store (texts, metadata, FTS5 BM25 in one SQLite file per
+# segment): killed while its file is written, and around the manifest swap.
+WITH_DOCS = ("exact-docs", "plaid-docs", "voyager-docs")
+DOCS_POINTS = [
+    ("add", "documents_written", "before"),
+    ("add", "segment_written", "before"),
+    ("add", "before_manifest", "before"),
+    ("add", "manifest_replaced", "after"),
+    ("update", "documents_written", "before"),
+    ("update", "manifest_replaced", "after"),
+    ("remove", "tombstones_written", "before"),
+    ("remove", "manifest_replaced", "after"),
+    ("merge", "documents_written", "before"),
+    ("compact", "documents_written", "before"),
+    ("compact", "manifest_replaced", "before"),
+]
 CASES = (
     [("exact", *case) for case in SEGMENT_POINTS]
     + [(k, *case) for k in ("voyager", "plaid") for case in KIND_POINTS]
     + [("plaid", *case) for case in PLAID_POINTS]
     + [("voyager", *case) for case in VOYAGER_REUSE_POINTS]
     + [("fast_plaid", *case) for case in FAST_PLAID_POINTS]
+    + [("exact-docs", *case) for case in DOCS_POINTS]
+    + [(k, *DOCS_POINTS[i]) for k in ("plaid-docs", "voyager-docs") for i in (0, 3)]
+    + [("plaid-docs", "compact", "documents_written", "before")]
 )
 
 
@@ -235,7 +285,7 @@ def test_kill_at_named_point(kind, op, point, state, templates, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", [*SEGMENTED, "fast_plaid"])
+@pytest.mark.parametrize("kind", [*SEGMENTED, "fast_plaid", "exact-docs"])
 def test_kill_at_random_moments(kind, templates, tmp_path):
     rng = random.Random(1234)
     states = []

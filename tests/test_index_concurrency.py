@@ -11,6 +11,7 @@ left (no lost update).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -24,6 +25,9 @@ from tests._forked import FORKSERVER
 from tests.test_indexes import make_index, unit_docs
 
 COMMITS = {"voyager": 6, "plaid": 6, "exact": 6, "fast_plaid": 3}
+# "<kind>-docs": the writers also store texts and metadata, which the readers
+# filter on, fetch with every hit and check against the vectors' state.
+COMMITS.update({"exact-docs": 6, "plaid-docs": 6})
 BASE = [f"base{i}" for i in range(12)]
 
 
@@ -31,21 +35,55 @@ def _docs():
     return unit_docs(200, seed=50)
 
 
+def _stored(ids: list, name: str, with_docs: str) -> dict:
+    if not with_docs:
+        return {}
+    return {
+        "documents": [f"text of {i}" for i in ids],
+        "metadata": [{"id": i, "writer": name} for i in ids],
+    }
+
+
 def writer(kind: str, folder: str, name: str) -> dict:
     docs = _docs()
+    counted = kind
+    kind, _, with_docs = kind.partition("-")
     index = make_index(kind, Path(folder))  # opened once: goes stale at once
     offset = 20 if name == "w0" else 100
-    for c in range(COMMITS[kind]):
+    for c in range(COMMITS[counted]):
         ids = [f"{name}-{c}-{j}" for j in range(2)]
-        index.add_documents(ids, docs[offset + 2 * c : offset + 2 * c + 2])
+        chunk = docs[offset + 2 * c : offset + 2 * c + 2]
+        index.add_documents(ids, chunk, **_stored(ids, name, with_docs))
         if c % 3 == 2:
             index.remove_documents([f"{name}-{c - 2}-0"])
+        if with_docs and c % 3 == 1:  # vectors only: texts and metadata kept
+            index.update_documents(ids[:1], chunk[1:])
     return {"done": name}
+
+
+def _check_documents(index, hits) -> str | None:
+    """The view's texts and metadata agree with its ids (None) or the error."""
+    from pylate_clone.indexes.storage.filters import check_filter
+
+    live = set(index._ids.ids)
+    everyone = check_filter({"writer": {"$in": ["base", "w0", "w1"]}})
+    allowed = index._filter_allowed(everyone)  # the same view, no reload
+    matched = {index._segments[s].ids[r] for s, a in enumerate(allowed) for r in a}
+    if matched != live:
+        return f"filter matched {sorted(matched ^ live)[:5]} off the live ids"
+    for hit in (h for rs in hits for h in rs):
+        if (
+            hit["document"] != f"text of {hit['id']}"
+            or hit["metadata"]["id"] != hit["id"]
+        ):
+            return f"hit {hit} carries another document's text"
+    return None
 
 
 def reader(kind: str, folder: str, mode: str) -> dict:
     docs = _docs()
     stop = Path(folder) / "STOP"
+    kind, _, with_docs = kind.partition("-")
     index = make_index(kind, Path(folder))
     from pylate_clone import retrieve
 
@@ -56,7 +94,20 @@ def reader(kind: str, folder: str, mode: str) -> dict:
         stopping = stop.exists()
         if mode == "reopen":
             index = make_index(kind, Path(folder))
-        hits = retrieve.ColBERT(index=index).retrieve(docs[:2], k=5)
+        options = {}
+        if with_docs:
+            options = {
+                "filter": {"writer": {"$ne": "nobody"}},
+                "return_documents": True,
+                "queries": ["text of w0-1-0", "base3"],
+                "hybrid": True,
+            }
+        with index._reload_lock if with_docs else contextlib.nullcontext():
+            hits = retrieve.ColBERT(index=index).retrieve(docs[:2], k=5, **options)
+            if with_docs:
+                error = _check_documents(index, hits)
+                if error:
+                    return {"error": error}
         manifest = getattr(index, "_manifest", None) or index._store.manifest
         generation = manifest["generation"]
         live = set(index._ids.ids)  # the state the search ran on
@@ -107,12 +158,20 @@ def _spawn(role, kind, folder, arg):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["voyager", "plaid", "exact", "fast_plaid"])
+@pytest.mark.parametrize(
+    "kind", ["voyager", "plaid", "exact", "fast_plaid", "exact-docs", "plaid-docs"]
+)
 def test_three_readers_two_writers(kind, tmp_path):
     docs = _docs()
-    make_index(kind, tmp_path).add_documents(BASE, docs[: len(BASE)])
+    counted = kind
+    kind, _, with_docs = kind.partition("-")
+    make_index(kind, tmp_path).add_documents(
+        BASE, docs[: len(BASE)], **_stored(BASE, "base", with_docs)
+    )
     folder = str(tmp_path)
-    readers = [_spawn("reader", kind, folder, m) for m in ("reopen", "reopen", "live")]
+    readers = [
+        _spawn("reader", counted, folder, m) for m in ("reopen", "reopen", "live")
+    ]
     # The writers start once every reader is searching (not after a fixed
     # sleep: a forked reader's first search may take longer than a writer).
     deadline = time.monotonic() + 300
@@ -120,7 +179,7 @@ def test_three_readers_two_writers(kind, tmp_path):
         assert time.monotonic() < deadline, "the readers never searched"
         assert all(r.process.is_alive() for r in readers), "a reader died"
         time.sleep(0.05)
-    writers = [_spawn("writer", kind, folder, w) for w in ("w0", "w1")]
+    writers = [_spawn("writer", counted, folder, w) for w in ("w0", "w1")]
     try:
         for proc in writers:
             code, report = proc.finish(timeout=400)
@@ -136,7 +195,7 @@ def test_three_readers_two_writers(kind, tmp_path):
             assert views.setdefault(generation, key) == key, generation  # not torn
     expected = set(BASE)
     for name in ("w0", "w1"):
-        for c in range(COMMITS[kind]):
+        for c in range(COMMITS[counted]):
             expected |= {f"{name}-{c}-0", f"{name}-{c}-1"}
             if c % 3 == 2:
                 expected.discard(f"{name}-{c - 2}-0")

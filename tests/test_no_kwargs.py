@@ -122,7 +122,7 @@ def _docs(n: int = 6, dim: int = 8) -> list[np.ndarray]:
     ids=["PLAID", "Voyager", "Exact"],
 )
 @pytest.mark.parametrize(
-    "extra", [{"documents": ["a"]}, {"metadata": [{}]}, {"batchsize": 8}]
+    "extra", [{"document": ["a"]}, {"metadatas": [{}]}, {"batchsize": 8}]
 )
 def test_add_documents_refuses_unknown_keywords(
     make, extra: dict, tmp_path: Path

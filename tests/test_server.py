@@ -411,8 +411,10 @@ def test_openapi_schema_lists_the_routes(client):
         "/v1/search",
         "/v1/rerank",
         "/v1/documents",
+        "/v1/documents/get",
     }
     assert set(paths["/v1/documents"]) == {"post", "delete"}
+    assert set(paths["/v1/documents/get"]) == {"post"}
 
 
 def test_routes_without_index_are_404(model, model_dir):

@@ -110,6 +110,29 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="a sharded index: the Ray cluster of its shard actors (default local)",
     )
+    search.add_argument(
+        "--filter",
+        metavar="JSON",
+        default=None,
+        help='metadata filter, e.g. \'{"year": {"$gte": 2020}}\' (docs/documents.md)',
+    )
+    search.add_argument(
+        "--hybrid",
+        action="store_true",
+        help="fuse ColBERT with BM25 over the stored texts",
+    )
+    search.add_argument(
+        "--fusion",
+        choices=("rrf", "relative"),
+        default="rrf",
+        help="hybrid fusion: reciprocal rank (default) or relative scores",
+    )
+    search.add_argument(
+        "--alpha",
+        type=float,
+        default=0.5,
+        help="relative fusion: weight of ColBERT in [0, 1] (default 0.5)",
+    )
     search.set_defaults(function=run_search)
 
     evaluate = command("evaluate", "Score a TREC run against qrels.")

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import json
 import os
 import time
 import warnings
 from pathlib import Path
 
+from ..indexes.storage.filters import check_filter
 from ..resources import index_kind, load_model, open_index
-from .formats import load_qrels, read_corpus, read_queries, read_run, write_run
+from .formats import (
+    load_qrels,
+    read_corpus,
+    read_corpus_records,
+    read_queries,
+    read_run,
+    write_run,
+)
 
 DEFAULT_METRICS = ("ndcg@10", "recall@100", "mrr@10")
 
@@ -43,7 +52,7 @@ def run_index(args: argparse.Namespace) -> None:
     if args.ray is not None or args.workers is not None or args.shards is not None:
         run_index_on_ray(args)
         return
-    ids, texts = read_corpus(args.corpus)
+    ids, texts, metadata = read_corpus_records(args.corpus)
     # Open (or create) the index before the slow encoding, so that a wrong
     # --kind or a foreign folder fails at once.
     index = open_index(
@@ -51,7 +60,11 @@ def run_index(args: argparse.Namespace) -> None:
     )
     start = time.perf_counter()
     embeddings = _encode(args, texts, is_query=False)
-    index.add_documents(documents_ids=ids, documents_embeddings=embeddings)
+    stored = {}
+    if hasattr(index, "get_documents"):
+        # The kinds with a document store keep the texts and other fields.
+        stored = {"documents": texts, "metadata": metadata}
+    index.add_documents(documents_ids=ids, documents_embeddings=embeddings, **stored)
     seconds = time.perf_counter() - start
     print(
         f"indexed {len(ids)} documents in {seconds:.1f} s "
@@ -123,6 +136,7 @@ def run_search(args: argparse.Namespace) -> None:
     """Search an index with queries and write a TREC run."""
     if args.k < 1:
         raise ValueError(f"-k must be at least 1, got {args.k}.")
+    options = _search_options(args)
     queries_ids, texts = read_queries(args.queries)
     output = Path(args.output)
     if not output.parent.is_dir():
@@ -139,8 +153,10 @@ def run_search(args: argparse.Namespace) -> None:
     embeddings = _encode(args, texts, is_query=True)
     from .. import retrieve
 
+    if args.hybrid:
+        options["queries"] = texts
     results = retrieve.ColBERT(index=index).retrieve(
-        queries_embeddings=embeddings, k=min(args.k, len(index))
+        queries_embeddings=embeddings, k=min(args.k, len(index)), **options
     )
     lines = write_run(output, queries_ids, results)
     seconds = time.perf_counter() - start
@@ -148,6 +164,26 @@ def run_search(args: argparse.Namespace) -> None:
         f"searched {len(queries_ids)} queries in {seconds:.1f} s; "
         f"wrote {lines} lines to {output}",
     )
+
+
+def _search_options(args: argparse.Namespace) -> dict:
+    """``--filter`` / ``--hybrid`` / ``--fusion`` / ``--alpha`` as retrieve's arguments."""
+    options: dict = {}
+    if args.filter is not None:
+        try:
+            options["filter"] = json.loads(args.filter)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"--filter is not valid JSON ({error.msg}).") from None
+        # Checked here, before the model loads and encodes.
+        try:
+            check_filter(options["filter"])
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"--filter: {error}") from None
+    if args.hybrid:
+        options.update(hybrid=True, fusion=args.fusion, alpha=args.alpha)
+    elif args.fusion != "rrf" or args.alpha != 0.5:
+        raise ValueError("--fusion and --alpha need --hybrid.")
+    return options
 
 
 def evaluate_run(

@@ -94,19 +94,41 @@ def read_corpus(path: str | os.PathLike) -> tuple[list[str], list[str]]:
     FileNotFoundError, ValueError
         Missing file, malformed line, duplicate id or empty corpus.
     """
+    ids, texts, _ = read_corpus_records(path)
+    return ids, texts
+
+
+def read_corpus_records(
+    path: str | os.PathLike,
+) -> tuple[list[str], list[str], list[dict[str, Any] | None]]:
+    """:func:`read_corpus` plus each row's other fields as its metadata.
+
+    Returns
+    -------
+    tuple[list[str], list[str], list[dict | None]]
+        ``(ids, texts, metadata)``: metadata holds every field of the row but
+        ``_id``, ``title`` and ``text`` (None for a row with no other field).
+    """
     source = _file_in(path, "corpus.jsonl", "corpus")
     corpus: dict[str, dict[str, str]] = {}
+    metadata: list[dict[str, Any] | None] = []
     for row in _iter_jsonl(source, ("_id", "text")):
         doc_id = str(row["_id"])
         if doc_id in corpus:
             raise ValueError(f"{source}: document id {doc_id!r} appears twice.")
         corpus[doc_id] = {"title": row.get("title") or "", "text": row["text"] or ""}
+        extra = {k: v for k, v in row.items() if k not in ("_id", "title", "text")}
+        metadata.append(extra or None)
     if not corpus:
         raise ValueError(f"{source} holds no documents.")
     from ..evaluation.custom_dataset import corpus_to_documents
 
     documents = corpus_to_documents(corpus)
-    return [doc["id"] for doc in documents], [doc["text"] for doc in documents]
+    return (
+        [doc["id"] for doc in documents],
+        [doc["text"] for doc in documents],
+        metadata,
+    )
 
 
 def read_queries(path: str | os.PathLike) -> tuple[list[str], list[str]]:

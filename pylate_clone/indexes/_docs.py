@@ -31,6 +31,10 @@ k
 subset
     Allowed document ids: one list for all queries or one list per
     query. Unknown ids are ignored; an empty list allows nothing.
+filter
+    Metadata filter (``{"year": {"$gte": 2020}}``, see docs/documents.md):
+    only documents whose stored metadata match; combined with ``subset``
+    (AND).
 
 Returns
 -------

@@ -12,6 +12,7 @@ from typing import Any
 
 from ._docs import fill_doc
 from .storage.commit import FolderStore, IndexFormatError
+from .storage.filters import CompiledFilter, check_filter
 from .storage.idmap import DocumentId, DocumentIdMap, describe_ids, normalize_ids
 from .utils import as_matrices, check_k
 
@@ -196,10 +197,16 @@ class EndToEndSearch:
     _ids: DocumentIdMap
     _sync: Callable[[], None]
 
-    def _search(self, queries: list, k: int, subset: Any) -> list[list[dict]]:
+    #: Whether the index stores texts and metadata (``filter`` is accepted).
+    stores_documents = False
+
+    def _search(
+        self, queries: list, k: int, subset: Any, filter: CompiledFilter | None = None
+    ) -> list[list[dict]]:
         """Rank documents for checked queries of a non-empty index (the index's hook).
 
-        ``queries`` are the checked query matrices, ``subset`` is ``__call__``'s.
+        ``queries`` are the checked query matrices, ``subset`` is ``__call__``'s,
+        ``filter`` the compiled metadata filter (only where ``stores_documents``).
         """
         raise NotImplementedError  # pragma: no cover - provided by the index
 
@@ -209,16 +216,25 @@ class EndToEndSearch:
         queries_embeddings: Any,
         k: int = 10,
         subset: list[DocumentId] | list[list[DocumentId]] | None = None,
+        filter: dict[str, Any] | None = None,
     ) -> list[list[dict[str, Any]]]:
         """Search the index.
 
         %(search)s
         """
         k = check_k(k)
+        compiled = check_filter(filter)
+        if compiled is not None and not self.stores_documents:
+            raise ValueError(
+                f"filter: {type(self).__name__} stores no metadata; PLAID, Voyager "
+                "and Exact do."
+            )
         self._sync()
         queries = as_matrices(queries_embeddings, "queries_embeddings", self._dim)
         if not len(self._ids):
             raise ValueError(
                 "The index is empty. Please add documents before querying."
             )
-        return self._search(queries, k, subset)
+        if compiled is None:
+            return self._search(queries, k, subset)
+        return self._search(queries, k, subset, compiled)

@@ -409,7 +409,9 @@ class FastPlaid(EndToEndSearch, GenerationIndexMixin, Base):
             out.append(cache[key])
         return out
 
-    def _search(self, queries: list, k: int, subset: Any) -> list[list[dict]]:
+    def _search(
+        self, queries: list, k: int, subset: Any, filter: Any = None
+    ) -> list[list[dict]]:
         subsets = self._translate_subset(subset, len(queries))
         tensors = [t.to(torch.float32) for t in convert_embeddings_to_torch(queries)]
         results: list[list[dict[str, Any]]] = [[] for _ in queries]

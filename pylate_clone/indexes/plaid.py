@@ -15,6 +15,7 @@ from .compat.plaid_params import plaid_settings
 from .engine import ivf, search
 from .engine.codec import Codec, check_nbits
 from .engine.compressed import ScoringBook
+from .segmented.documents import widened_probe
 from .segmented.end_to_end import EndToEndIndex
 from .segmented.views import segment_view
 from .storage import npy_stream
@@ -274,6 +275,11 @@ class PLAID(Tunable, EndToEndIndex):
         if search.prefer_exact(tokens):
             return search.exact_search(queries, views, k, allowed, book=book)
         probe, full = self._knobs(k)
+        if allowed is not None:
+            # A filter or subset leaves fewer allowed documents in each probed
+            # list: probe more lists, as many times more as it is selective.
+            share = sum(len(a) for a in allowed) / max(1, len(self._ids))
+            probe = widened_probe(probe, share, len(self._centroids))
         return search.search(
             queries, self._centroids, views, k, probe, full, allowed, book=book
         )

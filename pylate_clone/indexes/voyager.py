@@ -19,6 +19,7 @@ from .storage.commit import (
     load_json,
     write_file,
 )
+from .storage.filters import check_filter
 from .storage.segments import TOKENS, OpenSegment, Transaction
 from .tuning import Tunable
 from .utils import as_matrices, check_int, check_k, to_float32_numpy
@@ -302,7 +303,9 @@ class Voyager(Tunable, SegmentedIndex):
         take = np.take_along_axis
         return take(seg, order, 1), take(row, order, 1), take(dist, order, 1)
 
-    def __call__(self, queries_embeddings: Any, k: int = 10) -> dict[str, list]:
+    def __call__(
+        self, queries_embeddings: Any, k: int = 10, filter: dict | None = None
+    ) -> dict[str, list]:
         """Nearest document tokens of every query token.
 
         Parameters
@@ -311,6 +314,10 @@ class Voyager(Tunable, SegmentedIndex):
             ``n`` query matrices ``(Lq_i, H)``, or one ``(Lq, H)`` matrix.
         k
             Neighbours per query token (capped at the number of live tokens).
+        filter
+            Metadata filter (docs/documents.md): only tokens of matching
+            documents; the graph is asked for ``2 k / selectivity`` neighbours
+            (at most 16 times ``k``) so that about ``k`` allowed ones remain.
 
         Returns
         -------
@@ -321,12 +328,16 @@ class Voyager(Tunable, SegmentedIndex):
             cosine distances (``1 - cos``, smaller is closer).
         """
         k = check_k(k)
+        compiled = check_filter(filter)
         self._sync()
         queries = as_matrices(queries_embeddings, "queries_embeddings", self._dim)
         if not len(self._ids):
             raise ValueError("Index is empty, add documents before querying.")
         flat = np.concatenate([to_float32_numpy(q) for q in queries])
-        seg, row, dist = self._token_hits(flat, k, self.ef_search)
+        if compiled is None:
+            seg, row, dist = self._token_hits(flat, k, self.ef_search)
+        else:
+            seg, row, dist = self._allowed_token_hits(flat, k, compiled)
         documents_ids, distances = [], []
         start = 0
         for query in queries:
@@ -344,6 +355,24 @@ class Voyager(Tunable, SegmentedIndex):
             distances.append(per_dist)
             start += len(query)
         return {"documents_ids": documents_ids, "distances": distances}
+
+    def _allowed_token_hits(
+        self, vectors: np.ndarray, k: int, compiled: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`_token_hits` keeping the tokens of documents matching a filter."""
+        allowed = self._filter_allowed(compiled)
+        share = sum(len(a) for a in allowed) / max(1, len(self._ids))
+        # Twice the expected need: neighbours do not spread evenly over documents.
+        wide = int(min(16 * k, np.ceil(2 * k / max(share, 1e-9))))
+        seg, row, dist = self._token_hits(vectors, wide, max(self.ef_search, wide))
+        ok = np.zeros(seg.shape, dtype=bool)
+        for s, rows in enumerate(allowed):
+            mine = seg == s
+            ok[mine] = np.isin(row[mine], rows)
+        dist = np.where(ok & (row >= 0), dist, np.inf)
+        order = np.argsort(dist, axis=1, kind="stable")[:, :k]
+        take = np.take_along_axis
+        return take(seg, order, 1), take(row, order, 1), take(dist, order, 1)
 
     # -- tuning hooks (see tuning.py) -------------------------------------------
 

@@ -11,12 +11,20 @@ from typing import Any
 import torch
 import tqdm
 
+from ..indexes import normalize_id
 from ..indexes.base import Base
+from ..indexes.storage.filters import check_filter
 from ..indexes.utils import as_matrices, check_int, check_k, per_query_subsets
 from ..rank import RerankResult
 from ..utils.iter_batch import iter_batch
+from .fusion import check_fusion, fuse
 
 logger = logging.getLogger(__name__)
+
+#: Candidates taken from each list (ColBERT, BM25) before a hybrid fusion.
+HYBRID_DEPTH = 100
+#: Most neighbours per query token once ``k_token`` is widened for a filter.
+MAX_K_TOKEN = 2000
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,12 @@ class BaseRetriever:
         device: str | None = None,
         batch_size: int | None = None,
         subset: list[list[Any]] | list[Any] | None = None,
+        filter: dict[str, Any] | None = None,
+        queries: list[str] | None = None,
+        hybrid: bool = False,
+        fusion: str = "rrf",
+        alpha: float = 0.5,
+        return_documents: bool = False,
     ) -> list[list[RerankResult]]:
         """Retrieve the ``k`` best documents of every query.
 
@@ -94,6 +108,23 @@ class BaseRetriever:
         subset
             Allowed document ids: one list shared by every query, or one list
             per query. Unknown ids are ignored; an empty list allows nothing.
+        filter
+            Metadata filter (``{"year": {"$gte": 2020}}``; docs/documents.md):
+            only documents whose stored metadata match (AND ``subset``).
+        queries
+            The ``n`` query texts, for ``hybrid``.
+        hybrid
+            Fuse the ColBERT ranking with BM25 over the stored texts: both
+            lists are taken :data:`HYBRID_DEPTH` deep (at least ``k``), then
+            fused; the scores are then the fused ones.
+        fusion
+            ``"rrf"`` (reciprocal-rank fusion, k=60) or ``"relative"``
+            (min-max normalised scores, ``alpha * colbert + (1 - alpha) *
+            bm25``).
+        alpha
+            Weight of ColBERT in ``"relative"`` fusion, in [0, 1].
+        return_documents
+            Add the stored ``"document"`` and ``"metadata"`` to every hit.
 
         Returns
         -------
@@ -109,11 +140,63 @@ class BaseRetriever:
         batch_size = check_int(
             "batch_size", self.default_batch_size if batch_size is None else batch_size
         )
+        extras = _check_extras(
+            self.index, filter, queries, hybrid, fusion, alpha, return_documents
+        )
+        depth = max(k, HYBRID_DEPTH) if hybrid else k
+        if filter is not None and not self.index.is_end_to_end_index:
+            matching = self.index.filter_ids(filter)
+            self._check_subset(matching)
+            subset = _and_subset(subset, matching)
+            # Fewer documents compete for the neighbours: fetch more per token.
+            share = max(len(matching), 1) / max(1, len(self.index))
+            k_token = min(MAX_K_TOKEN, max(k_token, math.ceil(k_token / share)))
+        found = self._retrieve(
+            queries_embeddings, depth, k_token, device, batch_size, subset, filter
+        )
+        if hybrid:
+            found = self._fuse(found, extras, k, subset, filter)
+        if return_documents:
+            found = _with_documents(self.index, found)
+        return found
+
+    def _fuse(
+        self, found: list, extras: dict[str, Any], k: int, subset: Any, filter: Any
+    ) -> list[list[RerankResult]]:
+        texts = extras["queries"]
+        if len(texts) != len(found):
+            raise ValueError(
+                f"queries has {len(texts)} texts for {len(found)} query embeddings; "
+                "give one text per query."
+            )
+        keyword = self.index.keyword_search(texts, max(k, HYBRID_DEPTH), filter)
+        groups = per_query_subsets(subset, len(found))
+        fused = []
+        for i, (dense, words) in enumerate(zip(found, keyword)):
+            if groups is not None:
+                allowed = {normalize_id(d) for d in groups[i]}
+                words = [hit for hit in words if hit["id"] in allowed]
+            fused.append(fuse(dense, words, extras["fusion"], extras["alpha"], k))
+        return fused
+
+    def _retrieve(
+        self,
+        queries_embeddings: Any,
+        k: int,
+        k_token: int,
+        device: str | None,
+        batch_size: int,
+        subset: Any,
+        filter: Any,
+    ) -> list[list[RerankResult]]:
+        """ColBERT top ``k`` (the index alone, or token hits reranked)."""
         if getattr(self.index, "is_end_to_end_index", False):
             # The index's __call__ is a public entry that checks the queries
             # (against its dimension too); checking them here as well would
             # do the work twice.
-            return self.index(queries_embeddings, k=k, subset=subset)
+            if filter is None:  # PyLate's and custom indexes take no filter
+                return self.index(queries_embeddings, k=k, subset=subset)
+            return self.index(queries_embeddings, k=k, subset=subset, filter=filter)
         queries = as_matrices(queries_embeddings, "queries_embeddings")
         subsets = per_query_subsets(subset, len(queries))
         if device is None:
@@ -155,3 +238,74 @@ class BaseRetriever:
     def _score_batch(self, batch: HitBatch) -> list[list[RerankResult]]:
         """Ranked documents of each query of ``batch``, at most ``batch.k``."""
         raise NotImplementedError
+
+
+def _check_extras(
+    index: Any,
+    filter: Any,
+    queries: Any,
+    hybrid: Any,
+    fusion: Any,
+    alpha: Any,
+    return_documents: Any,
+) -> dict[str, Any]:
+    """Check the document-store arguments of ``retrieve`` once, at the entry."""
+    for name, value in (("hybrid", hybrid), ("return_documents", return_documents)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be True or False, got {value!r}.")
+    fusion, alpha = check_fusion(fusion, alpha)
+    check_filter(filter)
+    needs = {
+        "filter": filter is not None,
+        "hybrid": hybrid,
+        "return_documents": return_documents,
+    }
+    for name, used in needs.items():
+        if used and not hasattr(index, "get_documents"):
+            raise ValueError(
+                f"{name}: {type(index).__name__} stores no documents or metadata; "
+                "PLAID, Voyager and Exact do."
+            )
+    if hybrid:
+        if (
+            not isinstance(queries, (list, tuple))
+            or not queries
+            or not all(isinstance(q, str) for q in queries)
+        ):
+            raise ValueError(
+                "queries must be the list of query texts when hybrid=True, got "
+                f"{type(queries).__name__}."
+            )
+    elif queries is not None:
+        raise ValueError("queries (the texts) are only used with hybrid=True.")
+    return {"queries": queries, "fusion": fusion, "alpha": alpha}
+
+
+def _with_documents(index: Any, found: list[list[Any]]) -> list[list[Any]]:
+    """Each hit with its stored ``document`` and ``metadata`` added."""
+    ids = list(dict.fromkeys(hit["id"] for ranking in found for hit in ranking))
+    stored = {d["id"]: d for d in index.get_documents(ids)} if ids else {}
+    return [
+        [
+            {
+                **hit,
+                "document": stored[hit["id"]]["document"],
+                "metadata": stored[hit["id"]]["metadata"],
+            }
+            for hit in ranking
+        ]
+        for ranking in found
+    ]
+
+
+def _and_subset(subset: Any, matching: list[Any]) -> Any:
+    """``subset`` (shared or per query) AND the ids ``matching`` a filter."""
+    if subset is None:
+        return matching
+    allowed = set(matching)
+    if isinstance(subset, (str, int)):
+        subset = [subset]
+    subset = list(subset)
+    if subset and all(isinstance(s, (list, tuple, set)) for s in subset):
+        return [[i for i in group if normalize_id(i) in allowed] for group in subset]
+    return [i for i in subset if normalize_id(i) in allowed]

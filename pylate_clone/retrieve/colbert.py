@@ -8,6 +8,9 @@ from ..indexes import normalize_id
 from ..rank import RerankResult, rerank
 from .base import BaseRetriever, HitBatch
 
+#: Allowed documents (subset, filter) at most which every one is scored exactly.
+EXACT_SUBSET = 1000
+
 
 class ColBERT(BaseRetriever):
     """Retrieve with a ColBERT index.
@@ -22,7 +25,8 @@ class ColBERT(BaseRetriever):
     fewer than ``k``, every document of the subset is scored exactly, so a
     subset holding at least ``k`` documents always yields ``k`` results. The
     same exhaustive fallback applies without subset when ``k`` is at least the
-    collection size.
+    collection size, and to every subset (or filter) of at most
+    :data:`EXACT_SUBSET` documents.
 
     Parameters
     ----------
@@ -69,7 +73,11 @@ class ColBERT(BaseRetriever):
                 ]
                 allowed_set = set(allowed)
                 found = [d for d in found if d in allowed_set]
-                if known is not None and len(found) < min(k, len(allowed)):
+                # A small allowed set (a selective filter) is scored whole:
+                # the neighbours of a few tokens rarely reach into it.
+                if known is not None and (
+                    len(found) < min(k, len(allowed)) or len(allowed) <= EXACT_SUBSET
+                ):
                     found = allowed
             elif exhaustive and len(found) < k and k >= len(index):
                 # len() only here: it may reload a newer state, whose ids

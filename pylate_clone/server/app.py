@@ -16,6 +16,7 @@ Concurrency model (one process, one model, at most one index):
 # from the route signatures at run time, and they are local to create_app.
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -27,11 +28,13 @@ from fastapi.responses import JSONResponse
 
 from .. import rank, retrieve
 from ..indexes import IndexFormatError
+from ..indexes.storage.filters import check_filter
 from .batcher import MicroBatcher
 from .guard import RequestGuard
 from .rwlock import ReadWriteLock
 from .schemas import (
     AddResponse,
+    DocumentsResponse,
     EmbeddingResponse,
     HealthResponse,
     RemoveResponse,
@@ -96,7 +99,7 @@ async def _in_thread(function: Callable[..., T], *args: Any) -> T:
 
 
 def _hits(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"id": hit["id"], "score": float(hit["score"])} for hit in results]
+    return [{**hit, "id": hit["id"], "score": float(hit["score"])} for hit in results]
 
 
 def create_app(model: Any, config: ServerConfig, index: Any = None) -> Any:
@@ -201,18 +204,56 @@ def create_app(model: Any, config: ServerConfig, index: Any = None) -> Any:
             }
         )
 
-    @app.post("/v1/search", response_model=SearchResponse)
+    def search_options(request: Any, served: Any) -> dict[str, Any]:
+        """The document-store options of a search, checked before encoding."""
+        options: dict[str, Any] = {}
+        wanted = {
+            "filter": request.filter is not None,
+            "hybrid": request.hybrid,
+            "return_documents": request.return_documents,
+        }
+        for field, used in wanted.items():
+            if used and not hasattr(served, "get_documents"):
+                raise _field_error(
+                    field,
+                    f"this {type(served).__name__} index stores no documents or "
+                    "metadata (PLAID, Voyager and Exact do)",
+                )
+        if request.filter is not None:
+            try:
+                check_filter(request.filter)
+            except (TypeError, ValueError) as error:
+                raise _field_error("filter", str(error)) from None
+            options["filter"] = request.filter
+        if request.hybrid:
+            options.update(
+                queries=list(request.queries),
+                hybrid=True,
+                fusion=request.fusion,
+                alpha=request.alpha,
+            )
+        if request.return_documents:
+            options["return_documents"] = True
+        return options
+
+    # Hits carry "document" / "metadata" only when asked (exclude_unset).
+    @app.post(
+        "/v1/search", response_model=SearchResponse, response_model_exclude_unset=True
+    )
     async def search(
         request: schemas.search = Body(...),  # type: ignore[valid-type]
     ) -> dict[str, Any]:
         served = require_index()
+        options = search_options(request, served)
         queries = await batcher.encode(request.queries, is_query=True)
         async with lock.read():
             size = len(served)
             if size == 0:
                 return {"results": [[] for _ in queries]}
             k = min(request.k, size)
-            found = await _in_thread(retriever.retrieve, queries, k)
+            found = await _in_thread(
+                functools.partial(retriever.retrieve, queries, k, **options)
+            )
         return {"results": [_hits(ranking) for ranking in found]}
 
     @app.post("/v1/rerank", response_model=RerankResponse)
@@ -248,10 +289,27 @@ def create_app(model: Any, config: ServerConfig, index: Any = None) -> Any:
             )
         if len(set(request.ids)) != len(request.ids):
             raise _field_error("ids", "ids must be unique within a request")
+        stored: dict[str, Any] = {}
+        if hasattr(served, "get_documents"):  # the kinds with a document store
+            stored = {"documents": request.documents, "metadata": request.metadata}
+        elif request.metadata is not None:
+            raise _field_error(
+                "metadata", f"this {type(served).__name__} index stores no metadata"
+            )
+        if request.metadata is not None and len(request.metadata) != len(request.ids):
+            raise _field_error(
+                "metadata",
+                f"{len(request.metadata)} metadata for {len(request.ids)} ids; "
+                "give one (or null) per document",
+            )
         vectors = await batcher.encode(request.documents, is_query=False)
         async with lock.write():
             try:
-                await _in_thread(served.add_documents, request.ids, vectors)
+                await _in_thread(
+                    functools.partial(
+                        served.add_documents, request.ids, vectors, **stored
+                    )
+                )
             except IndexFormatError:
                 raise
             except ValueError as error:  # e.g. too few documents to train on
@@ -260,6 +318,19 @@ def create_app(model: Any, config: ServerConfig, index: Any = None) -> Any:
                 raise HTTPException(status_code=503, detail=str(error)) from None
             total = len(served)
         return {"added": len(request.ids), "documents": total}
+
+    @app.post("/v1/documents/get", response_model=DocumentsResponse)
+    async def get_documents(
+        request: schemas.get = Body(...),  # type: ignore[valid-type]
+    ) -> dict[str, Any]:
+        served = require_index()
+        if not hasattr(served, "get_documents"):
+            raise _field_error(
+                "ids", f"this {type(served).__name__} index stores no documents"
+            )
+        async with lock.read():
+            found = await _in_thread(served.get_documents, request.ids)
+        return {"documents": found}
 
     @app.delete("/v1/documents", response_model=RemoveResponse)
     async def remove_documents(

@@ -12,7 +12,7 @@ not an ``int`` ``k``, ``1`` is not a text, ``"yes"`` is not a boolean.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
@@ -44,10 +44,35 @@ class Hit(BaseModel):
     score: float
 
 
-class SearchResponse(BaseModel):
-    """Answer of ``/v1/search``: one ranked list per query, best first."""
+class DocumentHit(Hit):
+    """One ranked document with its stored text and metadata (``return_documents``)."""
 
-    results: list[list[Hit]]
+    document: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class StoredDocument(BaseModel):
+    """One document of ``POST /v1/documents/get`` (None where nothing is stored)."""
+
+    id: DocumentId
+    document: str | None
+    metadata: dict[str, Any] | None
+
+
+class DocumentsResponse(BaseModel):
+    """Answer of ``POST /v1/documents/get``: one entry per requested id, in order."""
+
+    documents: list[StoredDocument]
+
+
+class SearchResponse(BaseModel):
+    """Answer of ``/v1/search``: one ranked list per query, best first.
+
+    Hits carry ``document`` and ``metadata`` when the request asked for
+    ``return_documents``.
+    """
+
+    results: list[list[DocumentHit]]
 
 
 class RerankResponse(BaseModel):
@@ -87,6 +112,7 @@ class Schemas:
     rerank: type[BaseModel]
     add: type[BaseModel]
     remove: type[BaseModel]
+    get: type[BaseModel]
 
 
 def build_schemas(max_batch: int) -> Schemas:
@@ -100,7 +126,7 @@ def build_schemas(max_batch: int) -> Schemas:
     Returns
     -------
     Schemas
-        The five request models.
+        The six request models.
     """
     Texts = Annotated[list[StrictStr], Field(min_length=1, max_length=max_batch)]
     Ids = Annotated[list[DocumentId], Field(min_length=1, max_length=max_batch)]
@@ -117,6 +143,12 @@ def build_schemas(max_batch: int) -> Schemas:
         model_config = forbid
         queries: Texts
         k: Annotated[StrictInt, Field(ge=1, le=MAX_K)] = 10
+        # Checked (compiled) by the route, which names the offending part.
+        filter: dict[str, Any] | None = None
+        hybrid: StrictBool = False
+        fusion: Literal["rrf", "relative"] = "rrf"
+        alpha: Annotated[float, Field(ge=0, le=1, strict=True)] = 0.5
+        return_documents: StrictBool = False
 
     class RerankRequest(BaseModel):
         model_config = forbid
@@ -128,11 +160,26 @@ def build_schemas(max_batch: int) -> Schemas:
         model_config = forbid
         ids: Ids
         documents: Texts
+        metadata: (
+            Annotated[
+                list[dict[str, Any] | None], Field(min_length=1, max_length=max_batch)
+            ]
+            | None
+        ) = None
+
+    class GetRequest(BaseModel):
+        model_config = forbid
+        ids: Ids
 
     class RemoveRequest(BaseModel):
         model_config = forbid
         ids: Ids
 
     return Schemas(
-        EmbeddingRequest, SearchRequest, RerankRequest, AddRequest, RemoveRequest
+        EmbeddingRequest,
+        SearchRequest,
+        RerankRequest,
+        AddRequest,
+        RemoveRequest,
+        GetRequest,
     )

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..base import EndToEndSearch
+from ..storage.filters import CompiledFilter
 from ..utils import per_query_subsets, to_float32_numpy
 from .index import SegmentedIndex
 
@@ -22,18 +23,35 @@ class EndToEndIndex(EndToEndSearch, SegmentedIndex):
     ) -> list[list[tuple[int, int, float]]]:
         raise NotImplementedError
 
-    def _search(self, queries: list, k: int, subset: Any) -> list[list[dict]]:
+    stores_documents = True
+
+    def _search(
+        self, queries: list, k: int, subset: Any, filter: CompiledFilter | None = None
+    ) -> list[list[dict]]:
         queries = [to_float32_numpy(q) for q in queries]
         groups = per_query_subsets(subset, len(queries))
         if groups is None:
-            hits = self._search_hits(queries, k, None)
+            if filter is None:
+                hits = self._search_hits(queries, k, None)
+            else:
+                # One filter for every query: its rows are looked up once and
+                # the queries are searched together.
+                allowed = self._filter_allowed(filter)
+                hits = (
+                    self._search_hits(queries, k, allowed)
+                    if any(len(a) for a in allowed)
+                    else [[] for _ in queries]
+                )
             return [self._hits_to_results(h) for h in hits]
         results: list[list[dict[str, Any]]] = []
         cache: dict[int, list[np.ndarray]] = {}
         for query, group in zip(queries, groups):
             allowed = cache.get(id(group))
             if allowed is None:
-                allowed = cache[id(group)] = self._allowed(group)
+                allowed = self._allowed(group)
+                if filter is not None:
+                    allowed = self._filter_allowed(filter, allowed)
+                cache[id(group)] = allowed
             if not any(len(a) for a in allowed):
                 results.append([])
                 continue

@@ -34,6 +34,7 @@ from ..storage.commit import (
     describe_os_error,
     write_lock,
 )
+from ..storage.documents import DocumentsWriter
 from ..storage.faults import crash_point
 from ..storage.idmap import DocumentId, DocumentIdMap, describe_ids, normalize_ids
 from ..storage.segments import OFFSETS, TOKENS, OpenSegment, SegmentStore, Transaction
@@ -45,12 +46,14 @@ from ..utils import (
     check_timeout,
     to_float32_numpy,
 )
+from .documents import DocumentsMixin, check_records
 from .merge import MergeMixin
+from .reads import ReadsMixin
 
 _SLICE_DOCS = 2048  # documents concatenated at a time while writing
 
 
-class SegmentedIndex(MergeMixin, Base):
+class SegmentedIndex(ReadsMixin, DocumentsMixin, MergeMixin, Base):
     """Base of the segment-format indexes; see the module docstring.
 
     Subclasses implement the kind hooks: ``_params`` / ``_apply_params``
@@ -197,6 +200,7 @@ class SegmentedIndex(MergeMixin, Base):
                 store.verify_segment(record)
                 segment = OpenSegment(record, store.read_segment(record))
                 self._open_segment(segment, store.path / record["name"])
+                self._open_documents(segment, store.path / record["name"])
             elif (tomb or {}).get("file") != segment.tomb_file:
                 store.verify_segment(record)
                 deleted = store.read_segment(record)["deleted"]
@@ -278,12 +282,14 @@ class SegmentedIndex(MergeMixin, Base):
 
         Each batch is validated, appended to the segment's ``tokens.npy`` on
         disk and handed to the kind (``_on_batch``), then dropped, so memory
-        stays bounded by one batch whatever the collection size.
+        stays bounded by one batch whatever the collection size. A batch may
+        carry a third item, its records (:func:`.documents.check_records`),
+        written to the segment's documents file.
         """
         store = self._store
         staging = store.staging_folder()
         txn.track(staging)
-        writer = None
+        writer = texts = None
         offsets = [np.zeros(1, dtype=np.int64)]
         written: list[DocumentId] = []
         seen: set = set()
@@ -296,7 +302,7 @@ class SegmentedIndex(MergeMixin, Base):
         )
         try:
             for number, batch in enumerate(batches):
-                if not isinstance(batch, tuple) or len(batch) != 2:
+                if not isinstance(batch, tuple) or len(batch) not in (2, 3):
                     raise TypeError(
                         f"batch {number} of documents_ids must be an (ids, "
                         f"embeddings) pair, got {type(batch).__name__}."
@@ -306,7 +312,11 @@ class SegmentedIndex(MergeMixin, Base):
                         batch[0], batch[1], self._dim, finite=False
                     )
                 else:
-                    ids, matrices = batch
+                    ids, matrices = batch[:2]
+                records = batch[2] if len(batch) == 3 else None
+                if records is not None:
+                    texts = texts or DocumentsWriter(staging)
+                    texts.append(len(written), records)
                 again = [i for i in ids if i in seen]
                 if again:
                     raise ValueError(
@@ -340,9 +350,13 @@ class SegmentedIndex(MergeMixin, Base):
             if writer is None:
                 raise ValueError("documents_ids is empty: nothing to add.")
             writer.close()
+            if texts is not None:
+                texts.close()
+                crash_point("documents_written")
         except BaseException:
-            if writer is not None:
-                writer.abort()
+            for open_writer in (writer, texts):
+                if open_writer is not None:
+                    open_writer.abort()
             raise
         finally:
             bar.close()
@@ -361,6 +375,8 @@ class SegmentedIndex(MergeMixin, Base):
         documents_ids: Any,
         documents_embeddings: Any = None,
         batch_size: int = 2000,
+        documents: list[str | None] | None = None,
+        metadata: list[dict | None] | None = None,
     ) -> SegmentedIndex:
         """Add documents in one atomic commit; an id already indexed is replaced.
 
@@ -376,6 +392,12 @@ class SegmentedIndex(MergeMixin, Base):
             ``(L, H)`` matrix for a single document.
         batch_size
             Accepted for PyLate compatibility (the write is streamed anyway).
+        documents
+            ``n`` texts (None where there is none), stored beside the vectors
+            in the same commit: ``get_documents``, ``return_documents`` and
+            keyword (hybrid) search read them.
+        metadata
+            ``n`` JSON-able dicts (or None), matched by ``filter``.
 
         Returns
         -------
@@ -383,11 +405,48 @@ class SegmentedIndex(MergeMixin, Base):
             ``self``.
         """
         check_int("batch_size", batch_size)
-        batches = as_batches(documents_ids, documents_embeddings)
+        batches = self._batches(
+            documents_ids, documents_embeddings, documents, metadata
+        )
         with self._transaction("add_documents") as txn:
             self._write_segment(txn, batches)
         self._maybe_merge()
         return self
+
+    def update_documents(
+        self,
+        documents_ids: Any,
+        documents_embeddings: Any,
+        documents: list[str | None] | None = None,
+        metadata: list[dict | None] | None = None,
+    ) -> SegmentedIndex:
+        """Replace documents in one atomic commit; ids not yet indexed are added.
+
+        ``documents`` / ``metadata`` as in :meth:`add_documents`; one left to
+        None keeps what each document already stores (an update of the
+        vectors alone keeps their texts and metadata).
+        """
+        batches = self._batches(
+            documents_ids, documents_embeddings, documents, metadata
+        )
+        ids, embeddings, records = batches[0]
+        with self._transaction("update_documents") as txn:
+            kept = self._kept_records(normalize_ids(ids), records, documents, metadata)
+            self._write_segment(txn, [(ids, embeddings, kept)])
+        self._maybe_merge()
+        return self
+
+    def _batches(self, ids: Any, embeddings: Any, documents: Any, metadata: Any):
+        if embeddings is None and (documents is not None or metadata is not None):
+            raise ValueError(
+                "documents and metadata need documents_embeddings: with an "
+                "iterable of batches, give (ids, embeddings) batches only."
+            )
+        batches = as_batches(ids, embeddings)
+        if embeddings is None:
+            return batches
+        records = check_records(documents, metadata, len(normalize_ids(ids)))
+        return [(ids, embeddings, records)]
 
     def remove_documents(self, documents_ids: Any) -> SegmentedIndex:
         """Remove documents in one atomic commit (tombstones; no data is copied).
@@ -404,76 +463,3 @@ class SegmentedIndex(MergeMixin, Base):
                 crash_point("tombstones_written")
         self._maybe_merge()
         return self
-
-    # -- reads -------------------------------------------------------------------
-
-    @property
-    def num_segments(self) -> int:
-        """Number of live segments."""
-        self._sync()
-        return len(self._segments)
-
-    def _positions(self, document_id: Any) -> tuple[int, int]:
-        position = self._ids.position(document_id)
-        return int(self._seg_of[position]), int(self._row_of[position])
-
-    def get_documents_embeddings(
-        self, document_ids: list[list[DocumentId]]
-    ) -> list[list[np.ndarray]]:
-        """Stored token vectors of documents, grouped like the input.
-
-        Parameters
-        ----------
-        document_ids
-            Groups of ids, e.g. one list of candidates per query.
-
-        Returns
-        -------
-        list[list[np.ndarray]]
-            Per group, per document, a float32 ``(L_d, H)`` matrix.
-
-        Raises
-        ------
-        KeyError
-            If an id is not in the index.
-        """
-        # No reload up front: the retriever fetches the candidates of the search
-        # it just ran, and must read them from that search's view even if
-        # another process committed in between. Only an id unknown to the view
-        # triggers a reload.
-        out = []
-        for group in document_ids:
-            matrices = []
-            for document_id in normalize_ids(group):
-                try:
-                    s, row = self._positions(document_id)
-                except KeyError:
-                    self._sync()
-                    try:
-                        s, row = self._positions(document_id)
-                    except KeyError:
-                        raise KeyError(
-                            f"Document id {document_id!r} is not in the index."
-                        ) from None
-                matrices.append(self._segments[s].matrix(row))
-            out.append(matrices)
-        return out
-
-    def _allowed(self, group: Iterable[Any]) -> list[np.ndarray]:
-        """Per segment, the sorted rows of the live ids in ``group``."""
-        allowed = [np.empty(0, dtype=np.int64) for _ in self._segments]
-        for s, rows in self._locate(
-            [i for i in dict.fromkeys(group) if _is_id(i)]
-        ).items():
-            allowed[s] = np.sort(rows)
-        return allowed
-
-    def _hits_to_results(self, hits: list) -> list[dict[str, Any]]:
-        return [
-            {"id": self._segments[s].ids[row], "score": float(score)}
-            for s, row, score in hits
-        ]
-
-
-def _is_id(value: Any) -> bool:
-    return isinstance(value, (str, int, np.integer)) and not isinstance(value, bool)

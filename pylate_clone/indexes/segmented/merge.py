@@ -32,15 +32,23 @@ class MergeMixin:
 
     def _stream_live(
         self, segments: list[OpenSegment], batch: int = _STREAM_DOCS
-    ) -> Iterator[tuple[list, list]]:
-        """Live documents of ``segments`` as ``(ids, matrices)`` batches."""
+    ) -> Iterator[tuple[list, list, list | None]]:
+        """Live documents of ``segments`` as ``(ids, matrices, records)`` batches.
+
+        ``records`` are the stored texts and metadata (None for a segment
+        without a documents file), so they move with their vectors.
+        """
         for segment in segments:
             rows = segment.live_rows().tolist()
             for start in range(0, len(rows), batch):
                 chunk = rows[start : start + batch]
+                records = None
+                if "documents" in segment.extra:
+                    records = self._stored_records(segment, chunk)
                 yield (
                     [segment.ids[r] for r in chunk],
                     [segment.matrix(r) for r in chunk],
+                    records,
                 )
 
     def _rewrite(self, txn: Any, segments: list[OpenSegment]) -> None:
