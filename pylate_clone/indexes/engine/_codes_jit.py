@@ -136,3 +136,65 @@ def codes_maxsim(
         for i in range(query_lengths[qi]):
             total += best[i]
         out[j] = total
+
+
+@njit(nogil=True, cache=True, fastmath=True)
+def centroid_maxsim(
+    table, query_start, query_width, query_lengths, pair_query, pair_row,
+    offsets, codes, out,
+):  # pragma: no cover - compiled  # fmt: skip
+    """Approximate MaxSim of ``(query, row)`` pairs from the centroid codes only.
+
+    A document token is stood in for by its centroid, so its similarity to
+    query token ``i`` is the query-centroid score, already computed for the
+    probe: per pair, a gather of one score row per document token and a
+    running maximum, no decode.
+
+    Parameters
+    ----------
+    table
+        Flat float32: query ``q``'s scores as a C-contiguous ``(K, width_q)``
+        block at ``query_start[q]`` (centroid ``c``'s row holds the scores of
+        the query's tokens, zero past its length).
+    query_start, query_width
+        ``(Q,)`` int64: each query's block start and row width (a multiple of
+        16, so the loop vectorises; columns past the query's length are
+        folded but never summed).
+    query_lengths
+        ``(Q,)`` int64 real tokens of each query.
+    pair_query, pair_row
+        ``(n,)`` int64: the query and document row of each pair.
+    offsets
+        ``(N + 1,)`` int64 token offsets of the documents.
+    codes
+        ``(T,)`` centroid numbers of the tokens.
+    out
+        ``(n,)`` float32, written: the approximate score of each pair (0 for
+        an empty document).
+    """
+    widest = 16
+    for q in range(len(query_width)):
+        widest = max(widest, query_width[q])
+    best = np.empty(widest, np.float32)
+    for j in range(len(pair_row)):
+        qi = pair_query[j]
+        r = pair_row[j]
+        base = query_start[qi]
+        width = query_width[qi]
+        start = offsets[r]
+        end = offsets[r + 1]
+        if end == start:
+            out[j] = 0.0
+            continue
+        for i in range(width):
+            best[i] = -np.inf
+        for t in range(start, end):
+            at = base + codes[t] * width
+            for i in range(width):
+                v = table[at + i]
+                if v > best[i]:
+                    best[i] = v
+        total = np.float32(0.0)
+        for i in range(query_lengths[qi]):
+            total += best[i]
+        out[j] = total

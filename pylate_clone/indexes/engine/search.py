@@ -41,9 +41,17 @@ import torch
 from ...scores.kernels.maxsim import maxsim_flat
 from ...utils.threads import one_torch_thread
 from . import ivf
-from .compressed import ScoringBook, maxsim_codes, maxsim_codes_torch
+from .compressed import (
+    CentroidTable,
+    ScoringBook,
+    maxsim_centroids,
+    maxsim_centroids_torch,
+    maxsim_codes,
+    maxsim_codes_torch,
+)
 
 Hit = tuple[int, int, float]  # (segment number, row in segment, score)
+_QUERY_CHUNK = 64  # queries whose centroid scores are held at once
 
 
 @dataclass
@@ -113,6 +121,16 @@ def default_n_full_scores(num_docs: int, k: int, compressed: bool = False) -> in
     """
     scaled = round((1024 if compressed else 512) * (max(num_docs, 0) / 5000) ** 0.5)
     return int(max(8 * k, min(num_docs, scaled)))
+
+
+def default_n_centroid_scores(n_full_scores: int) -> int:
+    """IVF candidates scored from their centroid codes when left to None.
+
+    ``8 * n_full_scores``: the centroid stage costs a gather per token, a
+    small fraction of a decode, so it can afford a deep pool from which the
+    re-scored few are picked (docs/index_engine.md, "Choosing the defaults").
+    """
+    return int(8 * n_full_scores)
 
 
 def prefer_exact(num_tokens: int) -> bool:
@@ -209,15 +227,20 @@ def _candidates(
     centroid_scores: np.ndarray,
     segments: Sequence[SegmentView],
     n_ivf_probe: int,
-    n_full_scores: int,
+    n_pool: int,
     allowed: Sequence[np.ndarray | None] | None,
-) -> dict[int, np.ndarray]:
-    """One query's rows to re-score, per segment number (IVF pool + scanned ones)."""
+) -> dict[int, tuple[np.ndarray, np.ndarray | None]]:
+    """One query's candidate rows per segment number, with their probe scores.
+
+    The IVF pool keeps the best ``n_pool`` rows by approximate score across
+    segments (sorted rows, and their scores); a segment without lists is
+    scanned whole (its scores None).
+    """
     seg_ids, rows, approx, chosen = [], [], [], {}
     for s, segment in enumerate(segments):
         subset = None if allowed is None else allowed[s]
         if segment.indptr is None:  # small segment: exact scores directly
-            chosen[s] = _rows(segment, subset)
+            chosen[s] = (_rows(segment, subset), None)
             continue
         r, a = ivf.probe(
             centroid_scores, segment.indptr, segment.docs, segment.num_docs, n_ivf_probe
@@ -237,12 +260,82 @@ def _candidates(
         approx.append(a[keep])
     pool_seg = np.concatenate(seg_ids) if seg_ids else np.zeros(0, np.int64)
     pool_rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-    if len(pool_rows) > n_full_scores:
-        best = np.argpartition(-np.concatenate(approx), n_full_scores - 1)
-        best = best[:n_full_scores]
-        pool_seg, pool_rows = pool_seg[best], pool_rows[best]
+    pool_approx = np.concatenate(approx) if approx else np.zeros(0, np.float32)
+    if len(pool_rows) > n_pool:
+        best = np.argpartition(-pool_approx, n_pool - 1)[:n_pool]
+        pool_seg, pool_rows, pool_approx = (
+            pool_seg[best], pool_rows[best], pool_approx[best],
+        )  # fmt: skip
     for s in np.unique(pool_seg).tolist():
-        chosen[s] = np.sort(pool_rows[pool_seg == s])
+        mine = pool_seg == s
+        order = np.argsort(pool_rows[mine], kind="stable")
+        chosen[s] = (pool_rows[mine][order], pool_approx[mine][order])
+    return chosen
+
+
+def _best(rows: dict[int, np.ndarray], scores: dict[int, np.ndarray], n: int):
+    """The ``n`` best rows by score across segments, sorted per segment."""
+    segs = list(rows)
+    if sum(len(rows[s]) for s in segs) <= n:
+        return rows
+    seg_all = np.concatenate([np.full(len(rows[s]), s, np.int64) for s in segs])
+    row_all = np.concatenate([rows[s] for s in segs])
+    keep = np.argpartition(-np.concatenate([scores[s] for s in segs]), n - 1)[:n]
+    seg_all, row_all = seg_all[keep], row_all[keep]
+    return {s: np.sort(row_all[seg_all == s]) for s in np.unique(seg_all).tolist()}
+
+
+def _centroid_stage(
+    query_scores: Sequence[np.ndarray],
+    segments: Sequence[SegmentView],
+    pools: list[dict[int, tuple[np.ndarray, np.ndarray | None]]],
+    n_full_scores: int,
+) -> list[dict[int, np.ndarray]]:
+    """Each query's rows to re-score fully, from its IVF pool.
+
+    Rows of compressed segments are ranked by their centroid-only MaxSim
+    (:func:`.compressed.maxsim_centroids`) and the best ``n_full_scores``
+    kept; rows of float16 segments (format 2, no codes) by their probe
+    score, the best ``n_full_scores`` of them; scanned segments are kept
+    whole.
+    """
+    coded = [
+        s
+        for s, seg in enumerate(segments)
+        if seg.codes is not None and seg.indptr is not None
+    ]
+    approx: list[dict[int, np.ndarray]] = [{} for _ in pools]
+    if coded:
+        table = None
+        for s in coded:
+            rows = [p[s][0] if s in p else np.zeros(0, np.int64) for p in pools]
+            if not any(len(r) for r in rows):
+                continue
+            segment = segments[s]
+            if segment.device_codes is not None:
+                device = segment.device_codes.device
+                scored = maxsim_centroids_torch(
+                    [torch.from_numpy(q).to(device) for q in query_scores],
+                    segment.device_codes, segment.offsets, rows,
+                )  # fmt: skip
+            else:
+                if table is None:
+                    table = CentroidTable.build(query_scores)
+                scored = maxsim_centroids(table, segment.codes, segment.offsets, rows)
+            for i, (r, v) in enumerate(zip(rows, scored)):
+                if len(r):
+                    approx[i][s] = v
+    chosen = []
+    for i, pool in enumerate(pools):
+        mine: dict[int, np.ndarray] = {}
+        ranked = {s: pool[s][0] for s in approx[i]}
+        mine.update(_best(ranked, approx[i], n_full_scores))
+        plain = {
+            s: r for s, (r, a) in pool.items() if a is not None and s not in ranked
+        }
+        mine.update(_best(plain, {s: pool[s][1] for s in plain}, n_full_scores))
+        mine.update({s: r for s, (r, a) in pool.items() if a is None})
+        chosen.append(mine)
     return chosen
 
 
@@ -255,32 +348,65 @@ def search(
     n_full_scores: int,
     allowed: Sequence[np.ndarray | None] | None = None,
     book: ScoringBook | None = None,
+    n_centroid_scores: int | None = None,
 ) -> list[list[Hit]]:
     """PLAID-style top ``k`` of each query (approximate candidates, full scores).
 
     Per query: every segment's IVF lists give candidates and approximate
     scores (``ivf.probe``); deleted rows and rows outside ``allowed`` are
-    dropped; the best ``n_full_scores`` across segments are re-scored with
-    MaxSim (:func:`score_rows`: the float16 vectors, or the codes with
-    ``book``) and the best ``k`` returned. A segment without IVF lists
-    (``indptr`` None) is scanned. All queries' centroid scores come from one
-    matmul, and each segment re-scores every query's candidates in one call.
+    dropped. For compressed segments the best ``n_centroid_scores`` across
+    segments are scored from their tokens' centroid codes alone (PLAID's
+    centroid interaction, :func:`.compressed.maxsim_centroids`: no decode)
+    and the best ``n_full_scores`` of those re-scored with MaxSim
+    (:func:`score_rows`: the codes with ``book``); for float16 segments the
+    best ``n_full_scores`` by probe score are re-scored from the vectors.
+    The best ``k`` are returned. A segment without IVF lists (``indptr``
+    None) is scanned. The queries of one call (in chunks of
+    ``_QUERY_CHUNK``) share the centroid scoring matmul and, per segment,
+    one re-scoring call.
+
+    ``n_centroid_scores``: None uses :func:`default_n_centroid_scores`.
     """
     if len(queries) == 0:
         return []
+    if n_centroid_scores is None:
+        n_centroid_scores = default_n_centroid_scores(n_full_scores)
+    n_pool = max(n_full_scores, n_centroid_scores)
+    if not any(s.codes is not None and s.indptr is not None for s in segments):
+        n_pool = n_full_scores
     centroids_t = torch.from_numpy(np.ascontiguousarray(centroids, dtype=np.float32))
     queries = [np.ascontiguousarray(q, dtype=np.float32) for q in queries]
-    # A (sum Lq, K) product; on one torch thread, since on a busy machine a
-    # two-thread matmul of this size waits on the other pool's threads
-    # (utils/threads.py).
-    with one_torch_thread():
-        stacked = torch.from_numpy(np.concatenate(queries))
-        all_scores = torch.mm(stacked, centroids_t.T).numpy()
-    bounds = np.cumsum([0] + [len(q) for q in queries])
-    chosen = [
-        _candidates(all_scores[a:b], segments, n_ivf_probe, n_full_scores, allowed)
-        for a, b in zip(bounds[:-1], bounds[1:])
-    ]
+    results: list[list[Hit]] = []
+    for c in range(0, len(queries), _QUERY_CHUNK):
+        chunk = queries[c : c + _QUERY_CHUNK]
+        # A (sum Lq, K) product; on one torch thread, since on a busy machine
+        # a two-thread matmul of this size waits on the other pool's threads
+        # (utils/threads.py).
+        with one_torch_thread():
+            stacked = torch.from_numpy(np.concatenate(chunk))
+            all_scores = torch.mm(stacked, centroids_t.T).numpy()
+        bounds = np.cumsum([0] + [len(q) for q in chunk])
+        query_scores = [all_scores[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        pools = [
+            _candidates(scores, segments, n_ivf_probe, n_pool, allowed)
+            for scores in query_scores
+        ]
+        if n_pool > n_full_scores:
+            chosen = _centroid_stage(query_scores, segments, pools, n_full_scores)
+        else:
+            chosen = [{s: r for s, (r, _) in pool.items()} for pool in pools]
+        results.extend(_full_scores(chunk, segments, chosen, k, book))
+    return results
+
+
+def _full_scores(
+    queries: Sequence[np.ndarray],
+    segments: Sequence[SegmentView],
+    chosen: list[dict[int, np.ndarray]],
+    k: int,
+    book: ScoringBook | None,
+) -> list[list[Hit]]:
+    """Re-score each query's chosen rows with MaxSim; its top ``k``."""
     found: list[list[tuple[int, np.ndarray, np.ndarray]]] = [[] for _ in queries]
     for s, segment in enumerate(segments):
         asking = [i for i, c in enumerate(chosen) if len(c.get(s, ())) > 0]
