@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pylate_clone import indexes
-from pylate_clone.indexes.engine import compressed, ivf, search
+from pylate_clone.indexes.engine import codec, compressed, ivf, search
 from pylate_clone.indexes.segmented.views import segment_view
 from tests.test_plaid_codes import clustered_docs
 
@@ -79,9 +79,9 @@ def test_only_n_full_scores_candidates_are_decoded(built, monkeypatch):
     seen = []
     real = search.score_rows
 
-    def counting(qs, segment, rows, book=None):
+    def counting(qs, segment, rows, book=None, query_scores=None):
         seen.extend(len(r) for r in rows)
-        return real(qs, segment, rows, book)
+        return real(qs, segment, rows, book, query_scores)
 
     monkeypatch.setattr(search, "score_rows", counting)
     search.search(
@@ -114,3 +114,26 @@ def test_one_query_is_cut_into_a_task_per_worker_never_inside_a_row():
     # big work: tasks of at most _TASK_TOKENS
     big = compressed._task_bounds(np.full(4000, 160), 2)
     assert len(big) - 1 == -(-4000 * 160 // compressed._TASK_TOKENS)
+
+
+def test_reusing_the_centroid_scores_equals_the_full_decode(built):
+    index, _, _, queries, view = built
+    book = index._scoring_book()
+    assert view.scales is not None and view.scales.shape == view.codes.shape
+    # the scales are 1 / |c + g w| of the unnormalised reconstruction
+    plain = codec.Codec.from_array(book.codec.to_array(), book.codec.nbits, False)
+    raw = codec.decompress(
+        view.codes[:500], view.packed[:500], view.gains[:500], index._centroids, plain
+    )
+    np.testing.assert_allclose(
+        view.scales[:500], 1 / np.linalg.norm(raw, axis=1), rtol=1e-5
+    )
+    rng = np.random.default_rng(1)
+    rows = [rng.integers(0, view.num_docs, 30) for _ in queries[:6]]
+    args = (queries[:6], book, view.codes, view.packed, view.gains, view.offsets, rows)
+    full = compressed.maxsim_codes(*args)
+    reused = compressed.maxsim_codes(
+        *args, scales=view.scales, query_scores=_query_scores(index, queries[:6])
+    )
+    for a, b in zip(full, reused):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)

@@ -24,6 +24,7 @@ import numpy as np
 from numba import njit
 
 from ...scores.kernels.maxsim_jit import _segment
+from ._affine_jit import affine_segment
 
 
 @njit(nogil=True, cache=True, fastmath={"reassoc", "contract", "nsz"})
@@ -194,6 +195,134 @@ def centroid_maxsim(
                 v = table[at + i]
                 if v > best[i]:
                     best[i] = v
+        total = np.float32(0.0)
+        for i in range(query_lengths[qi]):
+            total += best[i]
+        out[j] = total
+
+
+@njit(nogil=True, cache=True, fastmath={"reassoc", "contract", "nsz"})
+def inverse_norms(
+    codes, packed, gains, centroids, table, start, end, out
+):  # pragma: no cover - compiled
+    """``out[t - start] = 1 / |c_t + g_t w_t|`` for tokens ``start:end``.
+
+    The scale of a renormalised reconstruction, computed once per segment so
+    the scoring kernel need not decode the centroid part (:func:`codes_maxsim_affine`).
+    """
+    scratch = np.empty((1, centroids.shape[1]), np.float32)
+    dim = scratch.shape[1]
+    for t in range(start, end):
+        _decode(codes, packed, gains, centroids, table, False, t, 1, scratch)
+        total = np.float32(0.0)
+        for d in range(dim):
+            total += scratch[0, d] * scratch[0, d]
+        out[t - start] = np.float32(1.0) / np.float32(max(np.sqrt(total), 1e-12))
+
+
+@njit(nogil=True, cache=True, fastmath={"reassoc", "contract", "nsz"})
+def _decode_shape(packed, gains, table, start, count, scratch):  # pragma: no cover
+    """``scratch[i] = g_t * w_t`` for tokens ``start:start + count``: no centroid."""
+    width = packed.shape[1]
+    per = table.shape[2]
+    flat = table.reshape(-1)
+    for i in range(count):
+        t = start + i
+        g = gains[t]
+        row = scratch[i]
+        for p in range(width):
+            at = (p * 256 + packed[t, p]) * per
+            base = p * per
+            for j in range(per):
+                row[base + j] = g * flat[at + j]
+
+
+@njit(nogil=True, cache=True)
+def codes_maxsim_affine(
+    query_columns,
+    query_lengths,
+    pair_query,
+    pair_row,
+    offsets,
+    codes,
+    packed,
+    gains,
+    scales,
+    table,
+    centroid_scores,
+    out,
+):  # pragma: no cover - compiled
+    """:func:`codes_maxsim` reusing the query-centroid scores.
+
+    ``q . x = (S[c, q] + q . (g w)) * s`` per token: only ``g w`` is decoded.
+
+    Parameters
+    ----------
+    query_columns
+        ``(Q, Dp, S)`` float32, as :func:`codes_maxsim`.
+    query_lengths
+        ``(Q,)`` int64 real tokens of each query.
+    pair_query, pair_row
+        ``(n,)`` int64 pairs sorted by row, as :func:`codes_maxsim`.
+    offsets
+        ``(N + 1,)`` int64 token offsets of the documents.
+    codes, packed, gains
+        ``(T,)`` centroid numbers, ``(T, W)`` packed residuals, ``(T,)``
+        float32 gains.
+    table
+        ``(W, 256, per)`` float32 byte table of the codec.
+    out
+        ``(n,)`` float32, written: the score of each pair.
+    scales
+        ``(T,)`` float32: each token's ``1 / |c + g w|`` (1 when the codec does
+        not renormalise).
+    centroid_scores
+        ``(Q, K, S)`` float32, C-contiguous: each query's token x centroid
+        scores, transposed, columns past its length zero.
+    """
+    num_queries, dim, stride = query_columns.shape
+    k = centroid_scores.shape[1]
+    longest = 0
+    for j in range(len(pair_row)):
+        r = pair_row[j]
+        longest = max(longest, offsets[r + 1] - offsets[r])
+    longest = max(longest, 1)
+    scratch = np.empty((longest, dim), np.float32)
+    bias_offset = np.empty(longest, np.int64)
+    bias = np.empty(longest, np.int64)
+    scale = np.empty(longest, np.float32)
+    best = np.empty(stride, np.float32)
+    scratch_addr = scratch.ctypes.data
+    bias_addr = bias.ctypes.data
+    scale_addr = scale.ctypes.data
+    best_addr = best.ctypes.data
+    q_base = query_columns.ctypes.data
+    q_bytes = 4 * dim * stride
+    s_base = centroid_scores.ctypes.data
+    s_bytes = 4 * k * stride
+    decoded = -1
+    for j in range(len(pair_row)):
+        r = pair_row[j]
+        start = offsets[r]
+        length = offsets[r + 1] - start
+        if length == 0:
+            out[j] = 0.0
+            continue
+        if r != decoded:
+            _decode_shape(packed, gains, table, start, length, scratch)
+            for i in range(length):
+                bias_offset[i] = 4 * stride * np.int64(codes[start + i])
+                scale[i] = scales[start + i]
+            decoded = r
+        qi = pair_query[j]
+        at = s_base + qi * s_bytes
+        for i in range(length):
+            bias[i] = at + bias_offset[i]
+        best[:] = -np.inf
+        affine_segment(
+            scratch_addr, length, dim, q_base + qi * q_bytes, stride, best_addr,
+            bias_addr, scale_addr,
+        )  # fmt: skip
         total = np.float32(0.0)
         for i in range(query_lengths[qi]):
             total += best[i]

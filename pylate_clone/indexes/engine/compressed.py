@@ -169,6 +169,8 @@ def maxsim_codes(
     offsets: np.ndarray,
     rows: Sequence[np.ndarray],
     num_threads: int | None = None,
+    scales: np.ndarray | None = None,
+    query_scores: Sequence[np.ndarray] | None = None,
 ) -> list[np.ndarray]:
     """MaxSim of each query against its own candidate rows, from the codes.
 
@@ -188,13 +190,19 @@ def maxsim_codes(
         ``Q`` arrays of document rows, one per query (repeats allowed).
     num_threads
         Worker threads; None uses torch's thread count.
+    scales, query_scores
+        Given together: the segment's ``(T,)`` float32 ``1 / |c + g w|``
+        (:func:`inverse_norms`) and each query's ``(Lq, K)`` token x centroid
+        scores. Then ``q . x = (q . c + g q . w) / |c + g w|`` takes ``q . c``
+        from the scores and only ``g w`` is decoded (the same score up to
+        float rounding, less work per token).
 
     Returns
     -------
     list[np.ndarray]
         ``(n_i,)`` float32 scores per query, in the order of ``rows[i]``.
     """
-    from ._codes_jit import codes_maxsim  # numba compiles on first use
+    from ._codes_jit import codes_maxsim, codes_maxsim_affine  # compiled on use
 
     if len(queries) != len(rows):
         raise ValueError(
@@ -216,8 +224,21 @@ def maxsim_codes(
         sizes = offsets[pair_row + 1] - offsets[pair_row]
         bounds = _task_bounds(sizes, workers, same=pair_row)
 
+        affine = scales is not None and query_scores is not None
+        if affine:
+            k = len(book.centroids)
+            bias = np.zeros((len(queries), k, columns.shape[2]), dtype=np.float32)
+            for i, scores in enumerate(query_scores):
+                bias[i, :, : len(scores)] = np.asarray(scores).T
+
         def task(a: int, b: int):
             def run() -> None:
+                if affine:
+                    codes_maxsim_affine(
+                        columns, lengths, pair_query[a:b], pair_row[a:b], offsets,
+                        codes, packed, gains, scales, book.table, bias, out[a:b],
+                    )  # fmt: skip
+                    return
                 codes_maxsim(
                     columns, lengths, pair_query[a:b], pair_row[a:b], offsets,
                     codes, packed, gains, book.centroids, book.table,
@@ -434,3 +455,37 @@ def maxsim_centroids_torch(
         score = torch.where(torch.from_numpy(lengths > 0).to(device), best.sum(0), 0.0)
         results.append(score.cpu().numpy().astype(np.float32))
     return results
+
+
+def inverse_norms(
+    book: ScoringBook,
+    codes: np.ndarray,
+    packed: np.ndarray,
+    gains: np.ndarray,
+    num_threads: int | None = None,
+) -> np.ndarray:
+    """``(T,)`` float32 ``1 / |c + g w|`` of a segment's reconstructions.
+
+    The scales :func:`maxsim_codes` needs to score from ``g w`` alone; all
+    ones when the codec does not renormalise. Computed once per segment (one
+    decode of every token, on the thread pool).
+    """
+    from ._codes_jit import inverse_norms as kernel
+
+    count = len(codes)
+    out = np.ones(count, dtype=np.float32)
+    if not book.codec.normalize or count == 0:
+        return out
+    codes, packed = np.asarray(codes), np.asarray(packed)
+    gains = np.asarray(gains, dtype=np.float32)
+    workers = num_threads or min(outer_num_threads(), os.cpu_count() or 1)
+    step = max(1 << 14, -(-count // workers))
+
+    def task(a: int, b: int):
+        def run() -> None:
+            kernel(codes, packed, gains, book.centroids, book.table, a, b, out[a:b])
+
+        return run
+
+    _run([task(a, min(a + step, count)) for a in range(0, count, step)], workers)
+    return out

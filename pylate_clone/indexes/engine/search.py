@@ -77,6 +77,11 @@ class SegmentView:
     device_codes, device_packed, device_gains
         The same as torch tensors on an accelerator (or CPU) when the index
         searches through torch; None for the numba path.
+    scales
+        A compressed segment's ``(T,)`` float32 ``1 / |c + g w|``
+        (:func:`.compressed.inverse_norms`), computed when it opens: the
+        numba path then scores ``q . c`` from the centroid scores and decodes
+        only ``g w``. None: the full decode.
     """
 
     tokens: np.ndarray | None
@@ -90,6 +95,7 @@ class SegmentView:
     device_codes: torch.Tensor | None = None
     device_packed: torch.Tensor | None = None
     device_gains: torch.Tensor | None = None
+    scales: np.ndarray | None = None
 
     @property
     def num_docs(self) -> int:
@@ -173,12 +179,15 @@ def score_rows(
     segment: SegmentView,
     rows: Sequence[np.ndarray],
     book: ScoringBook | None = None,
+    query_scores: Sequence[np.ndarray] | None = None,
 ) -> list[np.ndarray]:
     """MaxSim of each query against its own ``rows`` of one segment, ``(n_i,)`` each.
 
     Float16 segments go through ``maxsim_flat`` (one call when every query
     has the same rows); compressed ones through the fused kernel, or the
-    torch path when the segment has device tensors.
+    torch path when the segment has device tensors. ``query_scores``: each
+    query's ``(Lq, K)`` centroid scores, which the fused kernel reuses when
+    the segment has ``scales``.
     """
     if segment.packed is None:
         if len(rows) > 1 and all(r is rows[0] for r in rows):
@@ -194,9 +203,11 @@ def score_rows(
             queries, book.codec, book.device_centroids, segment.device_codes,
             segment.device_packed, segment.device_gains, segment.offsets, rows,
         )  # fmt: skip
+    reuse = segment.scales is not None and query_scores is not None
     return maxsim_codes(
         queries, book, segment.codes, segment.packed, segment.gains,
-        segment.offsets, rows,
+        segment.offsets, rows, scales=segment.scales if reuse else None,
+        query_scores=query_scores if reuse else None,
     )  # fmt: skip
 
 
@@ -395,7 +406,7 @@ def search(
             chosen = _centroid_stage(query_scores, segments, pools, n_full_scores)
         else:
             chosen = [{s: r for s, (r, _) in pool.items()} for pool in pools]
-        results.extend(_full_scores(chunk, segments, chosen, k, book))
+        results.extend(_full_scores(chunk, segments, chosen, k, book, query_scores))
     return results
 
 
@@ -405,6 +416,7 @@ def _full_scores(
     chosen: list[dict[int, np.ndarray]],
     k: int,
     book: ScoringBook | None,
+    query_scores: Sequence[np.ndarray],
 ) -> list[list[Hit]]:
     """Re-score each query's chosen rows with MaxSim; its top ``k``."""
     found: list[list[tuple[int, np.ndarray, np.ndarray]]] = [[] for _ in queries]
@@ -413,7 +425,10 @@ def _full_scores(
         if not asking:
             continue
         rows = [chosen[i][s] for i in asking]
-        scored = score_rows([queries[i] for i in asking], segment, rows, book)
+        scored = score_rows(
+            [queries[i] for i in asking], segment, rows, book,
+            [query_scores[i] for i in asking],
+        )  # fmt: skip
         for i, r, v in zip(asking, rows, scored):
             found[i].append((s, r, v))
     results = []
