@@ -48,15 +48,16 @@ class ScoringBook:
         The residual quantiser.
     centroids
         ``(K, Dp)`` float32, ``Dp = W * per`` (zero columns past ``D``).
-    table
-        ``(W, 256, per)`` float32 byte table (:func:`.codec.byte_table`).
+    weights
+        ``(Dp, 2**nbits)`` float32 bucket weights of each dimension, zero rows
+        past ``D`` (the kernels' look-up table: 8 KB at 4 bits).
     device_centroids
         ``(K, D)`` float32 tensor on the device of the torch path, or None.
     """
 
     codec: _codec.Codec
     centroids: np.ndarray
-    table: np.ndarray
+    weights: np.ndarray
     device_centroids: torch.Tensor | None = None
 
     @classmethod
@@ -76,7 +77,9 @@ class ScoringBook:
         )
         padded[:, : codec.dim] = centroids
         on_device = None if device is None else torch.from_numpy(centroids).to(device)
-        return cls(codec, padded, _codec.byte_table(codec), on_device)
+        weights = np.zeros((padded.shape[1], 1 << codec.nbits), dtype=np.float32)
+        weights[: codec.dim] = codec.weights
+        return cls(codec, padded, weights, on_device)
 
     @property
     def padded_dim(self) -> int:
@@ -236,12 +239,12 @@ def maxsim_codes(
                 if affine:
                     codes_maxsim_affine(
                         columns, lengths, pair_query[a:b], pair_row[a:b], offsets,
-                        codes, packed, gains, scales, book.table, bias, out[a:b],
+                        codes, packed, gains, scales, book.weights, bias, out[a:b],
                     )  # fmt: skip
                     return
                 codes_maxsim(
                     columns, lengths, pair_query[a:b], pair_row[a:b], offsets,
-                    codes, packed, gains, book.centroids, book.table,
+                    codes, packed, gains, book.centroids, book.weights,
                     book.codec.normalize, out[a:b],
                 )  # fmt: skip
 
@@ -483,7 +486,7 @@ def inverse_norms(
 
     def task(a: int, b: int):
         def run() -> None:
-            kernel(codes, packed, gains, book.centroids, book.table, a, b, out[a:b])
+            kernel(codes, packed, gains, book.centroids, book.weights, a, b, out[a:b])
 
         return run
 
