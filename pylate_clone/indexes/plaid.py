@@ -255,7 +255,7 @@ class PLAID(Tunable, EndToEndIndex):
     def _knobs(self, k: int) -> tuple[int, int]:
         probe = self.n_ivf_probe or search.default_n_ivf_probe(len(self._centroids))
         full = self.n_full_scores or search.default_n_full_scores(
-            len(self._ids), k, compressed=self._codec is not None
+            len(self._ids), k, None if self._codec is None else self._codec.nbits
         )
         return probe, full
 
