@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from pylate_clone import indexes
-from pylate_clone.indexes.engine import codec, compressed, ivf, search
+from pylate_clone.indexes.engine import (
+    centroid_stage,
+    codec,
+    compressed,
+    ivf,
+    search,
+)
 from pylate_clone.indexes.segmented.views import segment_view
 from tests.test_plaid_codes import clustered_docs
 
@@ -39,9 +45,9 @@ def test_centroid_scores_are_the_max_of_each_tokens_centroid_score(built):
     scores = _query_scores(index, queries[:5])
     rng = np.random.default_rng(0)
     rows = [np.sort(rng.choice(view.num_docs, 40, replace=False)) for _ in scores]
-    table = compressed.CentroidTable.build(scores)
-    got = compressed.maxsim_centroids(table, view.codes, view.offsets, rows)
-    on_torch = compressed.maxsim_centroids_torch(
+    table = centroid_stage.CentroidTable.build(scores)
+    got = centroid_stage.maxsim_centroids(table, view.codes, view.offsets, rows)
+    on_torch = centroid_stage.maxsim_centroids_torch(
         [torch.from_numpy(s) for s in scores],
         torch.from_numpy(view.codes.astype(np.int64)),
         view.offsets,

@@ -41,14 +41,8 @@ import torch
 from ...scores.kernels.maxsim import maxsim_flat
 from ...utils.threads import one_torch_thread
 from . import ivf
-from .compressed import (
-    CentroidTable,
-    ScoringBook,
-    maxsim_centroids,
-    maxsim_centroids_torch,
-    maxsim_codes,
-    maxsim_codes_torch,
-)
+from .centroid_stage import CentroidTable, maxsim_centroids, maxsim_centroids_torch
+from .compressed import ScoringBook, maxsim_codes, maxsim_codes_torch
 
 Hit = tuple[int, int, float]  # (segment number, row in segment, score)
 _QUERY_CHUNK = 64  # queries whose centroid scores are held at once
@@ -310,7 +304,7 @@ def _centroid_stage(
     """Each query's rows to re-score fully, from its IVF pool.
 
     Rows of compressed segments are ranked by their centroid-only MaxSim
-    (:func:`.compressed.maxsim_centroids`) and the best ``n_full_scores``
+    (:func:`.centroid_stage.maxsim_centroids`) and the best ``n_full_scores``
     kept; rows of float16 segments (format 2, no codes) by their probe
     score, the best ``n_full_scores`` of them; scanned segments are kept
     whole.
@@ -372,7 +366,7 @@ def search(
     scores (``ivf.probe``); deleted rows and rows outside ``allowed`` are
     dropped. For compressed segments the best ``n_centroid_scores`` across
     segments are scored from their tokens' centroid codes alone (PLAID's
-    centroid interaction, :func:`.compressed.maxsim_centroids`: no decode)
+    centroid interaction, :func:`.centroid_stage.maxsim_centroids`: no decode)
     and the best ``n_full_scores`` of those re-scored with MaxSim
     (:func:`score_rows`: the codes with ``book``); for float16 segments the
     best ``n_full_scores`` by probe score are re-scored from the vectors.
