@@ -18,10 +18,19 @@ from __future__ import annotations
 
 from llvmlite import ir
 from numba import njit, types
-from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ...scores.kernels.maxsim_jit import _F32, _I32, _I64, _ROWS, _VEC, LANES, _prefetch
+from ...scores.kernels.maxsim_jit import (
+    _F32,
+    _I64,
+    _ROWS,
+    _VEC,
+    LANES,
+    _broadcast,
+    _fold_max,
+    _prefetch,
+    _products,
+)
 
 
 def _make_affine_tile(rows: int, width: int):
@@ -48,81 +57,21 @@ def _make_affine_tile(rows: int, width: int):
             best_p = builder.inttoptr(best_addr, fptr)
             bias_p = builder.inttoptr(bias_addr, _I64.as_pointer())
             scale_p = builder.inttoptr(scale_addr, fptr)
-            module = builder.module
-            fma = cgutils.get_or_insert_function(
-                module, ir.FunctionType(_VEC, [_VEC, _VEC, _VEC]), "llvm.fma.v16f32"
-            )
-            vmax = cgutils.get_or_insert_function(
-                module, ir.FunctionType(_VEC, [_VEC, _VEC]), "llvm.maximum.v16f32"
-            )
-            zero = ir.Constant(_VEC, [0.0] * LANES)
-            undef = ir.Constant(_VEC, ir.Undefined)
-            splat = ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES)
-
-            def broadcast(value):
-                return builder.shuffle_vector(
-                    builder.insert_element(undef, value, ir.Constant(_I32, 0)),
-                    undef,
-                    splat,
-                )
-
-            acc = [
-                [cgutils.alloca_once_value(builder, zero) for _ in range(width)]
-                for _ in range(rows)
-            ]
-            row_start = [builder.mul(ir.Constant(_I64, r), dim_v) for r in range(rows)]
-            with cgutils.for_range(builder, dim_v) as loop:
-                k = loop.index
-                q_row = builder.mul(k, stride_v)
-                qv = [
-                    builder.load(
-                        builder.bitcast(
-                            builder.gep(
-                                q_p, [builder.add(q_row, ir.Constant(_I64, LANES * w))]
-                            ),
-                            vptr,
-                        ),
-                        align=4,
-                    )
-                    for w in range(width)
-                ]
-                for r in range(rows):
-                    value = builder.load(
-                        builder.gep(doc_p, [builder.add(row_start[r], k)])
-                    )
-                    b = broadcast(value)
-                    for w in range(width):
-                        total = builder.call(fma, [b, qv[w], builder.load(acc[r][w])])
-                        builder.store(total, acc[r][w])
-            finals = []
+            acc = _products(builder, doc_p, q_p, dim_v, stride_v, rows, width)
+            values = []
             for r in range(rows):
-                s = broadcast(
-                    builder.load(builder.gep(scale_p, [ir.Constant(_I64, r)]))
-                )
-                row_addr = builder.add(
-                    builder.load(builder.gep(bias_p, [ir.Constant(_I64, r)])), col
-                )
+                at = ir.Constant(_I64, r)
+                s = _broadcast(builder, builder.load(builder.gep(scale_p, [at])))
+                row_addr = builder.add(builder.load(builder.gep(bias_p, [at])), col)
                 row_p = builder.inttoptr(row_addr, fptr)
                 out = []
                 for w in range(width):
-                    bv = builder.load(
-                        builder.bitcast(
-                            builder.gep(row_p, [ir.Constant(_I64, LANES * w)]), vptr
-                        ),
-                        align=4,
-                    )
-                    out.append(
-                        builder.fmul(builder.fadd(builder.load(acc[r][w]), bv), s)
-                    )
-                finals.append(out)
-            for w in range(width):
-                slot = builder.bitcast(
-                    builder.gep(best_p, [ir.Constant(_I64, LANES * w)]), vptr
-                )
-                running = builder.load(slot, align=4)
-                for r in range(rows):
-                    running = builder.call(vmax, [running, finals[r][w]])
-                builder.store(running, slot, align=4)
+                    slot = builder.gep(row_p, [ir.Constant(_I64, LANES * w)])
+                    bv = builder.load(builder.bitcast(slot, vptr), align=4)
+                    total = builder.fadd(builder.load(acc[r][w]), bv)
+                    out.append(builder.fmul(total, s))
+                values.append(out)
+            _fold_max(builder, best_p, values, width)
 
         return sig, codegen
 

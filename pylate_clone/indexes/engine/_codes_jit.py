@@ -89,81 +89,6 @@ def _decode(
                 row[d] *= scale
 
 
-@njit(nogil=True, cache=True)
-def codes_maxsim(
-    query_columns,
-    query_lengths,
-    pair_query,
-    pair_row,
-    offsets,
-    codes,
-    packed,
-    gains,
-    centroids,
-    weights,
-    normalize,
-    out,
-):  # pragma: no cover - compiled
-    """MaxSim of ``(query, row)`` pairs over compressed documents.
-
-    Parameters
-    ----------
-    query_columns
-        ``(Q, Dp, S)`` float32, C-contiguous: each query transposed, ``Dp`` the
-        padded dimension (``W * per``, zero rows past ``D``), ``S`` a multiple
-        of 16, columns past the query's length zero.
-    query_lengths
-        ``(Q,)`` int64 real tokens of each query (the columns summed).
-    pair_query, pair_row
-        ``(n,)`` int64: the query and document row of each pair, sorted by
-        row (pairs of one row are consecutive, so its tile is decoded once).
-    offsets
-        ``(N + 1,)`` int64 token offsets of the documents.
-    codes, packed, gains
-        ``(T,)`` centroid numbers, ``(T, W)`` uint8 packed residual shapes and
-        ``(T,)`` float32 residual gains.
-    centroids
-        ``(K, Dp)`` float32, zero columns past ``D``.
-    weights
-        ``(Dp, 2**nbits)`` float32 bucket weights of each dimension (zero rows
-        past ``D``).
-    normalize
-        Whether each reconstruction is divided by its norm.
-    out
-        ``(n,)`` float32, written: the score of each pair.
-    """
-    num_queries, dim, stride = query_columns.shape
-    longest = 0
-    for j in range(len(pair_row)):
-        r = pair_row[j]
-        longest = max(longest, offsets[r + 1] - offsets[r])
-    scratch = np.empty((max(longest, 1), dim), np.float32)
-    best = np.empty(stride, np.float32)
-    scratch_addr = scratch.ctypes.data
-    best_addr = best.ctypes.data
-    q_base = query_columns.ctypes.data
-    q_bytes = 4 * dim * stride
-    decoded = -1
-    for j in range(len(pair_row)):
-        r = pair_row[j]
-        start = offsets[r]
-        length = offsets[r + 1] - start
-        if length == 0:
-            out[j] = 0.0
-            continue
-        if r != decoded:
-            _decode(codes, packed, gains, centroids, weights, normalize,
-                    start, length, scratch)  # fmt: skip
-            decoded = r
-        qi = pair_query[j]
-        best[:] = -np.inf
-        _segment(scratch_addr, length, dim, q_base + qi * q_bytes, stride, best_addr)
-        total = np.float32(0.0)
-        for i in range(query_lengths[qi]):
-            total += best[i]
-        out[j] = total
-
-
 @njit(nogil=True, cache=True, fastmath=True)
 def centroid_maxsim(
     table, query_start, query_width, query_lengths, pair_query, pair_row,
@@ -228,7 +153,7 @@ def inverse_norms(
     """``out[t - start] = 1 / |c_t + g_t w_t|`` for tokens ``start:end``.
 
     The scale of a renormalised reconstruction, computed once per segment so
-    the scoring kernel need not decode the centroid part (:func:`codes_maxsim_affine`).
+    the scoring kernel need not decode the centroid part (:func:`codes_maxsim`).
     """
     scratch = np.empty((1, centroids.shape[1]), np.float32)
     dim = scratch.shape[1]
@@ -248,7 +173,7 @@ def _decode_shape(packed, gains, weights, start, count, scratch):  # pragma: no 
 
 
 @njit(nogil=True, cache=True)
-def codes_maxsim_affine(
+def codes_maxsim(
     query_columns,
     query_lengths,
     pair_query,
@@ -257,58 +182,72 @@ def codes_maxsim_affine(
     codes,
     packed,
     gains,
-    scales,
+    centroids,
     weights,
+    normalize,
+    scales,
     centroid_scores,
     out,
 ):  # pragma: no cover - compiled
-    """:func:`codes_maxsim` reusing the query-centroid scores.
+    """MaxSim of ``(query, row)`` pairs over compressed documents.
 
-    ``q . x = (S[c, q] + q . (g w)) * s`` per token: only ``g w`` is decoded.
+    Two ways, the same scores up to float rounding:
+
+    * ``centroid_scores`` empty: each candidate is decoded whole (centroid
+      plus ``g w``, renormalised) and scored by the plain register tile;
+    * otherwise ``q . x = (S[c, q] + q . (g w)) * s`` per token: only ``g w``
+      is decoded and the affine tile (:mod:`._affine_jit`) adds each token's
+      centroid-score row and scales by ``s = 1 / |c + g w|``.
 
     Parameters
     ----------
     query_columns
-        ``(Q, Dp, S)`` float32, as :func:`codes_maxsim`.
+        ``(Q, Dp, S)`` float32, C-contiguous: each query transposed, ``Dp`` the
+        padded dimension (``W * per``, zero rows past ``D``), ``S`` a multiple
+        of 16, columns past the query's length zero.
     query_lengths
-        ``(Q,)`` int64 real tokens of each query.
+        ``(Q,)`` int64 real tokens of each query (the columns summed).
     pair_query, pair_row
-        ``(n,)`` int64 pairs sorted by row, as :func:`codes_maxsim`.
+        ``(n,)`` int64: the query and document row of each pair, sorted by
+        row (pairs of one row are consecutive, so its tile is decoded once).
     offsets
         ``(N + 1,)`` int64 token offsets of the documents.
     codes, packed, gains
-        ``(T,)`` centroid numbers, ``(T, W)`` packed residuals, ``(T,)``
-        float32 gains.
+        ``(T,)`` centroid numbers, ``(T, W)`` uint8 packed residual shapes and
+        ``(T,)`` float32 residual gains.
+    centroids
+        ``(K, Dp)`` float32, zero columns past ``D``.
     weights
-        ``(Dp, 2**nbits)`` float32 bucket weights of each dimension.
-    out
-        ``(n,)`` float32, written: the score of each pair.
+        ``(Dp, 2**nbits)`` float32 bucket weights of each dimension (zero rows
+        past ``D``).
+    normalize
+        Whether each reconstruction is divided by its norm (whole decode).
     scales
-        ``(T,)`` float32: each token's ``1 / |c + g w|`` (1 when the codec does
-        not renormalise).
+        ``(T,)`` float32 ``1 / |c + g w|`` (1 when the codec does not
+        renormalise); read only with ``centroid_scores``.
     centroid_scores
         ``(Q, K, S)`` float32, C-contiguous: each query's token x centroid
-        scores, transposed, columns past its length zero.
+        scores, transposed, columns past its length zero; ``(0, 0, 0)`` for
+        the whole decode.
+    out
+        ``(n,)`` float32, written: the score of each pair.
     """
     num_queries, dim, stride = query_columns.shape
+    affine = centroid_scores.shape[0] > 0
     k = centroid_scores.shape[1]
-    longest = 0
+    longest = 1
     for j in range(len(pair_row)):
         r = pair_row[j]
         longest = max(longest, offsets[r + 1] - offsets[r])
-    longest = max(longest, 1)
     scratch = np.empty((longest, dim), np.float32)
     bias_offset = np.empty(longest, np.int64)
     bias = np.empty(longest, np.int64)
     scale = np.empty(longest, np.float32)
     best = np.empty(stride, np.float32)
     scratch_addr = scratch.ctypes.data
-    bias_addr = bias.ctypes.data
-    scale_addr = scale.ctypes.data
     best_addr = best.ctypes.data
     q_base = query_columns.ctypes.data
     q_bytes = 4 * dim * stride
-    s_base = centroid_scores.ctypes.data
     s_bytes = 4 * k * stride
     decoded = -1
     for j in range(len(pair_row)):
@@ -319,20 +258,29 @@ def codes_maxsim_affine(
             out[j] = 0.0
             continue
         if r != decoded:
-            _decode_shape(packed, gains, weights, start, length, scratch)
-            for i in range(length):
-                bias_offset[i] = 4 * stride * np.int64(codes[start + i])
-                scale[i] = scales[start + i]
+            if affine:
+                _decode_shape(packed, gains, weights, start, length, scratch)
+                for i in range(length):
+                    bias_offset[i] = 4 * stride * np.int64(codes[start + i])
+                    scale[i] = scales[start + i]
+            else:
+                _decode(codes, packed, gains, centroids, weights, normalize,
+                        start, length, scratch)  # fmt: skip
             decoded = r
         qi = pair_query[j]
-        at = s_base + qi * s_bytes
-        for i in range(length):
-            bias[i] = at + bias_offset[i]
         best[:] = -np.inf
-        affine_segment(
-            scratch_addr, length, dim, q_base + qi * q_bytes, stride, best_addr,
-            bias_addr, scale_addr,
-        )  # fmt: skip
+        if affine:
+            at = centroid_scores.ctypes.data + qi * s_bytes
+            for i in range(length):
+                bias[i] = at + bias_offset[i]
+            affine_segment(
+                scratch_addr, length, dim, q_base + qi * q_bytes, stride, best_addr,
+                bias.ctypes.data, scale.ctypes.data,
+            )  # fmt: skip
+        else:
+            _segment(
+                scratch_addr, length, dim, q_base + qi * q_bytes, stride, best_addr
+            )
         total = np.float32(0.0)
         for i in range(query_lengths[qi]):
             total += best[i]

@@ -205,7 +205,7 @@ def maxsim_codes(
     list[np.ndarray]
         ``(n_i,)`` float32 scores per query, in the order of ``rows[i]``.
     """
-    from ._codes_jit import codes_maxsim, codes_maxsim_affine  # compiled on use
+    from ._codes_jit import codes_maxsim  # numba compiles on first use
 
     if len(queries) != len(rows):
         raise ValueError(
@@ -227,25 +227,20 @@ def maxsim_codes(
         sizes = offsets[pair_row + 1] - offsets[pair_row]
         bounds = _task_bounds(sizes, workers, same=pair_row)
 
-        affine = scales is not None and query_scores is not None
-        if affine:
+        if scales is not None and query_scores is not None:
             k = len(book.centroids)
             bias = np.zeros((len(queries), k, columns.shape[2]), dtype=np.float32)
             for i, scores in enumerate(query_scores):
                 bias[i, :, : len(scores)] = np.asarray(scores).T
+        else:
+            bias, scales = np.zeros((0, 0, 0), np.float32), np.zeros(0, np.float32)
 
         def task(a: int, b: int):
             def run() -> None:
-                if affine:
-                    codes_maxsim_affine(
-                        columns, lengths, pair_query[a:b], pair_row[a:b], offsets,
-                        codes, packed, gains, scales, book.weights, bias, out[a:b],
-                    )  # fmt: skip
-                    return
                 codes_maxsim(
                     columns, lengths, pair_query[a:b], pair_row[a:b], offsets,
                     codes, packed, gains, book.centroids, book.weights,
-                    book.codec.normalize, out[a:b],
+                    book.codec.normalize, scales, bias, out[a:b],
                 )  # fmt: skip
 
             return run
