@@ -8,18 +8,22 @@ ids: they return ``(segment number, row in segment, score)`` triples.
 Interface contract (used by ``indexes.plaid`` / ``indexes.exact``; keep it
 stable):
 
-``search(queries, centroids, segments, k, n_ivf_probe, n_full_scores, book=None)``
-    PLAID: IVF candidates per segment (``ivf.probe``), the best
-    ``n_full_scores`` by approximate score across segments, re-scored (from
-    float16 vectors with ``scores.kernels.maxsim.maxsim_flat``, or from the
-    codes with :mod:`.compressed`, ``book`` giving the codec), top ``k``. The
-    queries of one call share the centroid scoring matmul and, per segment,
-    one re-scoring call (a candidate shared by several queries is decoded
-    once).
+``search(queries, centroids, segments, k, n_ivf_probe, n_full_scores,
+        allowed=None, book=None, n_centroid_scores=None)``
+    PLAID: IVF candidates per segment (``ivf.probe``); for compressed
+    segments the best ``n_centroid_scores`` by probe score are scored from
+    their centroid codes (:mod:`.centroid_stage`) and the best
+    ``n_full_scores`` of those re-scored from the codes (:mod:`.compressed`,
+    ``book`` giving the codec); for float16 segments the best
+    ``n_full_scores`` by probe score are re-scored with
+    ``scores.kernels.maxsim.maxsim_flat``; top ``k``. The queries of one call
+    share the centroid scoring matmul and, per segment, one re-scoring call
+    (a candidate shared by several queries is decoded once).
 ``exact_search(queries, segments, k, book=None)``
     MaxSim over every live document (over the reconstructed vectors for a
     compressed segment).
-``default_n_ivf_probe(num_centroids)``, ``default_n_full_scores(num_docs, k)``
+``default_n_ivf_probe(num_centroids)``, ``default_n_full_scores(num_docs, k,
+        nbits=None)``, ``default_n_centroid_scores(n_full_scores)``
     Defaults used when the user leaves the knobs to None.
 ``prefer_exact(num_tokens)``
     Whether an exact scan of ``num_tokens`` vectors is expected to be cheaper
