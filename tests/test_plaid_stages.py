@@ -143,3 +143,17 @@ def test_reusing_the_centroid_scores_equals_the_full_decode(built):
     )
     for a, b in zip(full, reused):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("n_probe", [1, 8])
+def test_numba_probe_equals_the_numpy_expansion(built, monkeypatch, n_probe):
+    index, _, _, queries, view = built
+    for scores in _query_scores(index, queries[:4]):
+        args = (scores, view.indptr, view.docs, view.num_docs, n_probe)
+        rows, approx = ivf.probe(*args)
+        monkeypatch.setattr(ivf, "_jit_expand", None)
+        want_rows, want_approx = ivf.probe(*args)
+        monkeypatch.undo()
+        assert len(rows) > 10
+        np.testing.assert_array_equal(rows, want_rows)
+        np.testing.assert_allclose(approx, want_approx, rtol=1e-5, atol=1e-5)
