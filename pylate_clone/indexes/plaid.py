@@ -42,10 +42,12 @@ class PLAID(Tunable, EndToEndIndex):
     every token is stored as its nearest centroid, the norm of its residual
     and the residual's direction quantised (``engine/codec.py``), and each
     segment keeps inverted lists centroid -> documents. A query probes its
-    tokens' ``n_ivf_probe`` best centroids, keeps the ``n_full_scores`` best
-    candidates by approximate score and re-scores them with MaxSim straight
-    from the codes (a fused decode + MaxSim kernel; no decoded copy is
-    kept). When the collection (or the ``subset``) is small enough, every
+    tokens' ``n_ivf_probe`` best centroids, scores the best candidates of
+    the probe from their tokens' centroid codes alone (no decode; twice
+    ``n_full_scores`` of them), and re-scores the ``n_full_scores`` best of
+    those with MaxSim straight from the codes (a fused decode + MaxSim
+    kernel that takes the centroid part from the query-centroid scores; no
+    decoded copy is kept). When the collection (or the ``subset``) is small enough, every
     document is scored instead. No full-precision copy is stored.
 
     Later writes assign and compress new tokens with the existing codebook
@@ -89,7 +91,9 @@ class PLAID(Tunable, EndToEndIndex):
     n_ivf_probe
         Centroids probed per query token; None: engine default.
     n_full_scores
-        Candidates re-scored exactly; None: engine default.
+        Candidates re-scored with MaxSim from their decoded codes (picked by
+        their centroid-code score from a pool twice as deep); None: engine
+        default.
     show_progress
         Progress bar while adding documents.
     lock_timeout
@@ -256,7 +260,7 @@ class PLAID(Tunable, EndToEndIndex):
     def _knobs(self, k: int) -> tuple[int, int]:
         probe = self.n_ivf_probe or search.default_n_ivf_probe(len(self._centroids))
         full = self.n_full_scores or search.default_n_full_scores(
-            len(self._ids), k, compressed=self._codec is not None
+            len(self._ids), k, None if self._codec is None else self._codec.nbits
         )
         return probe, full
 

@@ -24,6 +24,7 @@ import torch
 from .engine import codec as _codec
 from .engine import ivf
 from .engine.codec_torch import compress_torch, decompress_torch
+from .engine.compressed import ScoringBook, inverse_norms
 from .storage import npy_stream
 from .storage.commit import IndexFormatError
 from .storage.segments import OpenSegment, _load_npy
@@ -138,6 +139,11 @@ def open_codes(
             "or the segment's offsets."
         )
     segment.extra.update(codes=codes, packed=packed, gains=gains)
+    if device is None:
+        # 1 / |c + g w| once per segment: the fused kernel then takes q . c
+        # from the probe's centroid scores and decodes only g w.
+        book = ScoringBook.build(centroids, codec)
+        segment.extra["scales"] = inverse_norms(book, codes, packed, gains)
 
     def decode(start: int, end: int) -> np.ndarray:
         return _codec.decompress(

@@ -48,15 +48,16 @@ class ScoringBook:
         The residual quantiser.
     centroids
         ``(K, Dp)`` float32, ``Dp = W * per`` (zero columns past ``D``).
-    table
-        ``(W, 256, per)`` float32 byte table (:func:`.codec.byte_table`).
+    weights
+        ``(Dp, 2**nbits)`` float32 bucket weights of each dimension, zero rows
+        past ``D`` (the kernels' look-up table: 8 KB at 4 bits).
     device_centroids
         ``(K, D)`` float32 tensor on the device of the torch path, or None.
     """
 
     codec: _codec.Codec
     centroids: np.ndarray
-    table: np.ndarray
+    weights: np.ndarray
     device_centroids: torch.Tensor | None = None
 
     @classmethod
@@ -76,7 +77,9 @@ class ScoringBook:
         )
         padded[:, : codec.dim] = centroids
         on_device = None if device is None else torch.from_numpy(centroids).to(device)
-        return cls(codec, padded, _codec.byte_table(codec), on_device)
+        weights = np.zeros((padded.shape[1], 1 << codec.nbits), dtype=np.float32)
+        weights[: codec.dim] = codec.weights
+        return cls(codec, padded, weights, on_device)
 
     @property
     def padded_dim(self) -> int:
@@ -123,6 +126,29 @@ def _pairs(
     return pair_query[order], pair_row[order], order
 
 
+def _task_bounds(
+    sizes: np.ndarray, workers: int, same: np.ndarray | None = None
+) -> np.ndarray:
+    """Cut points of ``len(sizes)`` work items into tasks of about equal work.
+
+    ``sizes`` ``(n,)``: the work of each item (tokens). Tasks hold at most
+    ``_TASK_TOKENS`` and are at least ``workers`` when there is enough work;
+    ``same`` ``(n,)``: items with equal consecutive values stay in one task.
+    Returns ``(tasks + 1,)`` increasing bounds from 0 to ``n``.
+    """
+    n = len(sizes)
+    total = int(sizes.sum()) if n else 0
+    if n == 0 or total == 0:
+        return np.array([0, n], dtype=np.int64)
+    per = max(1024, min(_TASK_TOKENS, -(-total // max(1, workers))))
+    done = np.cumsum(sizes)
+    cuts = np.searchsorted(done, np.arange(per, total, per), side="right")
+    cuts = cuts[(cuts > 0) & (cuts < n)]
+    if same is not None and len(cuts):
+        cuts = cuts[same[cuts] != same[cuts - 1]]
+    return np.unique(np.concatenate([[0], cuts, [n]])).astype(np.int64)
+
+
 def _run(tasks: list, workers: int) -> None:
     global _pool
     if workers <= 1 or len(tasks) <= 1:
@@ -146,6 +172,8 @@ def maxsim_codes(
     offsets: np.ndarray,
     rows: Sequence[np.ndarray],
     num_threads: int | None = None,
+    scales: np.ndarray | None = None,
+    query_scores: Sequence[np.ndarray] | None = None,
 ) -> list[np.ndarray]:
     """MaxSim of each query against its own candidate rows, from the codes.
 
@@ -165,6 +193,12 @@ def maxsim_codes(
         ``Q`` arrays of document rows, one per query (repeats allowed).
     num_threads
         Worker threads; None uses torch's thread count.
+    scales, query_scores
+        Given together: the segment's ``(T,)`` float32 ``1 / |c + g w|``
+        (:func:`inverse_norms`) and each query's ``(Lq, K)`` token x centroid
+        scores. Then ``q . x = (q . c + g q . w) / |c + g w|`` takes ``q . c``
+        from the scores and only ``g w`` is decoded (the same score up to
+        float rounding, less work per token).
 
     Returns
     -------
@@ -185,28 +219,33 @@ def maxsim_codes(
         codes = np.asarray(codes)
         packed = np.asarray(packed)
         gains = np.asarray(gains, dtype=np.float32)
-        # Cut the sorted pairs into tasks of about _TASK_TOKENS decoded tokens,
-        # never between two pairs of the same row (its tile is decoded once).
-        tokens = np.cumsum(offsets[pair_row + 1] - offsets[pair_row])
-        cuts = np.searchsorted(
-            tokens, np.arange(_TASK_TOKENS, tokens[-1], _TASK_TOKENS)
-        )
-        cuts = cuts[(cuts > 0) & (cuts < len(pair_row))]
-        cuts = cuts[pair_row[cuts] != pair_row[cuts - 1]]
-        bounds = np.unique(np.concatenate([[0], cuts, [len(pair_row)]]))
+        workers = num_threads or min(outer_num_threads(), os.cpu_count() or 1)
+        # Cut the sorted pairs into tasks of at most _TASK_TOKENS decoded
+        # tokens, at least one per worker (one query's few hundred candidates
+        # still use every core), never between two pairs of the same row (its
+        # tile is decoded once).
+        sizes = offsets[pair_row + 1] - offsets[pair_row]
+        bounds = _task_bounds(sizes, workers, same=pair_row)
+
+        if scales is not None and query_scores is not None:
+            k = len(book.centroids)
+            bias = np.zeros((len(queries), k, columns.shape[2]), dtype=np.float32)
+            for i, scores in enumerate(query_scores):
+                bias[i, :, : len(scores)] = np.asarray(scores).T
+        else:
+            bias, scales = np.zeros((0, 0, 0), np.float32), np.zeros(0, np.float32)
 
         def task(a: int, b: int):
             def run() -> None:
                 codes_maxsim(
                     columns, lengths, pair_query[a:b], pair_row[a:b], offsets,
-                    codes, packed, gains, book.centroids, book.table,
-                    book.codec.normalize, out[a:b],
+                    codes, packed, gains, book.centroids, book.weights,
+                    book.codec.normalize, scales, bias, out[a:b],
                 )  # fmt: skip
 
             return run
 
         tasks = [task(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
-        workers = num_threads or min(outer_num_threads(), os.cpu_count() or 1)
         _run(tasks, workers)
     scores = np.empty_like(out)
     scores[order] = out
@@ -271,3 +310,37 @@ def maxsim_codes_torch(
         score = torch.where(torch.from_numpy(lengths > 0).to(device), score, 0.0)
         results.append(score.cpu().numpy().astype(np.float32))
     return results
+
+
+def inverse_norms(
+    book: ScoringBook,
+    codes: np.ndarray,
+    packed: np.ndarray,
+    gains: np.ndarray,
+    num_threads: int | None = None,
+) -> np.ndarray:
+    """``(T,)`` float32 ``1 / |c + g w|`` of a segment's reconstructions.
+
+    The scales :func:`maxsim_codes` needs to score from ``g w`` alone; all
+    ones when the codec does not renormalise. Computed once per segment (one
+    decode of every token, on the thread pool).
+    """
+    from ._codes_jit import inverse_norms as kernel
+
+    count = len(codes)
+    out = np.ones(count, dtype=np.float32)
+    if not book.codec.normalize or count == 0:
+        return out
+    codes, packed = np.asarray(codes), np.asarray(packed)
+    gains = np.asarray(gains, dtype=np.float32)
+    workers = num_threads or min(outer_num_threads(), os.cpu_count() or 1)
+    step = max(1 << 14, -(-count // workers))
+
+    def task(a: int, b: int):
+        def run() -> None:
+            kernel(codes, packed, gains, book.centroids, book.weights, a, b, out[a:b])
+
+        return run
+
+    _run([task(a, min(a + step, count)) for a in range(0, count, step)], workers)
+    return out

@@ -24,6 +24,11 @@ import math
 import numpy as np
 import torch
 
+try:  # numba is a core dependency; the numpy expansion stays as the fallback
+    from ._probe_jit import expand as _jit_expand
+except ImportError:  # pragma: no cover - numba missing
+    _jit_expand = None
+
 _SCRATCH_FLOATS = 1 << 24  # bound of one (block, K) similarity matrix (64 MB)
 
 
@@ -173,6 +178,18 @@ def probe(
         top = np.broadcast_to(np.arange(k), (lq, k))
         floor = scores.min(axis=1)
     top_scores = np.take_along_axis(scores, top, axis=1)
+    if _jit_expand is not None:
+        # Lists walked best centroid first per token, so a token's first visit
+        # of a document is its best score there: O(1) per list entry.
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        top = np.ascontiguousarray(np.take_along_axis(top, order, axis=1), np.int64)
+        top_scores = np.ascontiguousarray(np.take_along_axis(top_scores, order, axis=1))
+        found, approx = _jit_expand(
+            top, top_scores, np.ascontiguousarray(floor, np.float32),
+            np.asarray(indptr, np.int64), np.asarray(docs), int(num_docs),
+        )  # fmt: skip
+        order = np.argsort(found, kind="stable")
+        return found[order], approx[order]
     # Expand every probed (token, centroid) pair to its documents, worst pair
     # first: a fancy assignment keeps the last write, so each (token, doc)
     # ends with its best centroid score.

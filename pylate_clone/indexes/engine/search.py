@@ -8,18 +8,22 @@ ids: they return ``(segment number, row in segment, score)`` triples.
 Interface contract (used by ``indexes.plaid`` / ``indexes.exact``; keep it
 stable):
 
-``search(queries, centroids, segments, k, n_ivf_probe, n_full_scores, book=None)``
-    PLAID: IVF candidates per segment (``ivf.probe``), the best
-    ``n_full_scores`` by approximate score across segments, re-scored (from
-    float16 vectors with ``scores.kernels.maxsim.maxsim_flat``, or from the
-    codes with :mod:`.compressed`, ``book`` giving the codec), top ``k``. The
-    queries of one call share the centroid scoring matmul and, per segment,
-    one re-scoring call (a candidate shared by several queries is decoded
-    once).
+``search(queries, centroids, segments, k, n_ivf_probe, n_full_scores,
+        allowed=None, book=None, n_centroid_scores=None)``
+    PLAID: IVF candidates per segment (``ivf.probe``); for compressed
+    segments the best ``n_centroid_scores`` by probe score are scored from
+    their centroid codes (:mod:`.centroid_stage`) and the best
+    ``n_full_scores`` of those re-scored from the codes (:mod:`.compressed`,
+    ``book`` giving the codec); for float16 segments the best
+    ``n_full_scores`` by probe score are re-scored with
+    ``scores.kernels.maxsim.maxsim_flat``; top ``k``. The queries of one call
+    share the centroid scoring matmul and, per segment, one re-scoring call
+    (a candidate shared by several queries is decoded once).
 ``exact_search(queries, segments, k, book=None)``
     MaxSim over every live document (over the reconstructed vectors for a
     compressed segment).
-``default_n_ivf_probe(num_centroids)``, ``default_n_full_scores(num_docs, k)``
+``default_n_ivf_probe(num_centroids)``, ``default_n_full_scores(num_docs, k,
+        nbits=None)``, ``default_n_centroid_scores(n_full_scores)``
     Defaults used when the user leaves the knobs to None.
 ``prefer_exact(num_tokens)``
     Whether an exact scan of ``num_tokens`` vectors is expected to be cheaper
@@ -41,9 +45,12 @@ import torch
 from ...scores.kernels.maxsim import maxsim_flat
 from ...utils.threads import one_torch_thread
 from . import ivf
+from .centroid_stage import CentroidTable, maxsim_centroids, maxsim_centroids_torch
 from .compressed import ScoringBook, maxsim_codes, maxsim_codes_torch
 
 Hit = tuple[int, int, float]  # (segment number, row in segment, score)
+_QUERY_CHUNK = 128  # queries whose centroid scores are held at once
+_REUSE_MAX_QUERIES = 2  # calls up to this size take q . c from the probe's scores
 
 
 @dataclass
@@ -69,6 +76,11 @@ class SegmentView:
     device_codes, device_packed, device_gains
         The same as torch tensors on an accelerator (or CPU) when the index
         searches through torch; None for the numba path.
+    scales
+        A compressed segment's ``(T,)`` float32 ``1 / |c + g w|``
+        (:func:`.compressed.inverse_norms`), computed when it opens: the
+        numba path then scores ``q . c`` from the centroid scores and decodes
+        only ``g w``. None: the full decode.
     """
 
     tokens: np.ndarray | None
@@ -82,6 +94,7 @@ class SegmentView:
     device_codes: torch.Tensor | None = None
     device_packed: torch.Tensor | None = None
     device_gains: torch.Tensor | None = None
+    scales: np.ndarray | None = None
 
     @property
     def num_docs(self) -> int:
@@ -98,7 +111,7 @@ def default_n_ivf_probe(num_centroids: int) -> int:
     return int(max(1, min(num_centroids, 8)))
 
 
-def default_n_full_scores(num_docs: int, k: int, compressed: bool = False) -> int:
+def default_n_full_scores(num_docs: int, k: int, nbits: int | None = None) -> int:
     """Candidates re-scored exactly when ``n_full_scores`` is None.
 
     ``512 * sqrt(num_docs / 5000)`` (at least ``8 * k``, at most every
@@ -107,12 +120,30 @@ def default_n_full_scores(num_docs: int, k: int, compressed: bool = False) -> in
     top 10 as the collection grows, the square root keeps the exact
     re-scoring cost growing slower than the collection.
 
-    ``compressed``: twice as many, for scores from residual codes: their
-    small score errors reorder near-ties at the 10th place, which a deeper
-    list wins back (measured in docs/index_engine.md).
+    ``nbits``: the bit width of a compressed index (None: float16 vectors).
+    Its candidates are picked by the centroid stage
+    (:func:`default_n_centroid_scores`) from a pool twice as deep: on SciFact
+    at 4 bits, 512 decoded candidates ranked by their centroid codes reached
+    recall@10 0.946-0.954 over two builds, 640 reached 0.958, so 640; at 2
+    (or 1) bits 1,280, since coarser scores reorder more near-ties (0.898 with
+    521, 0.901 with 1,042; docs/index_engine.md).
     """
-    scaled = round((1024 if compressed else 512) * (max(num_docs, 0) / 5000) ** 0.5)
+    if nbits is None:
+        base = 512
+    else:
+        base = 640 if nbits >= 4 else 1280
+    scaled = round(base * (max(num_docs, 0) / 5000) ** 0.5)
     return int(max(8 * k, min(num_docs, scaled)))
+
+
+def default_n_centroid_scores(n_full_scores: int) -> int:
+    """IVF candidates scored from their centroid codes when left to None.
+
+    ``2 * n_full_scores``: on SciFact (4 bits) a pool of 1,024, 2,048 or
+    4,096 gave the same recall@10 for 64 to 512 re-scored candidates, and
+    the stage costs a gather per token of the pool (docs/index_engine.md).
+    """
+    return int(2 * n_full_scores)
 
 
 def prefer_exact(num_tokens: int) -> bool:
@@ -155,12 +186,15 @@ def score_rows(
     segment: SegmentView,
     rows: Sequence[np.ndarray],
     book: ScoringBook | None = None,
+    query_scores: Sequence[np.ndarray] | None = None,
 ) -> list[np.ndarray]:
     """MaxSim of each query against its own ``rows`` of one segment, ``(n_i,)`` each.
 
     Float16 segments go through ``maxsim_flat`` (one call when every query
     has the same rows); compressed ones through the fused kernel, or the
-    torch path when the segment has device tensors.
+    torch path when the segment has device tensors. ``query_scores``: each
+    query's ``(Lq, K)`` centroid scores, which the fused kernel reuses when
+    the segment has ``scales``.
     """
     if segment.packed is None:
         if len(rows) > 1 and all(r is rows[0] for r in rows):
@@ -176,9 +210,19 @@ def score_rows(
             queries, book.codec, book.device_centroids, segment.device_codes,
             segment.device_packed, segment.device_gains, segment.offsets, rows,
         )  # fmt: skip
+    # Reusing q . c pays for one query; in a batch the decode is shared by
+    # the queries of a candidate anyway, and each pair then reads its own
+    # query's (K, S) score block at random rows: 400 SciFact queries in one
+    # call ran at 47-51 QPS reusing, 50-57 decoding whole (2026-12-07, load 2).
+    reuse = (
+        segment.scales is not None
+        and query_scores is not None
+        and len(queries) <= _REUSE_MAX_QUERIES
+    )
     return maxsim_codes(
         queries, book, segment.codes, segment.packed, segment.gains,
-        segment.offsets, rows,
+        segment.offsets, rows, scales=segment.scales if reuse else None,
+        query_scores=query_scores if reuse else None,
     )  # fmt: skip
 
 
@@ -209,15 +253,20 @@ def _candidates(
     centroid_scores: np.ndarray,
     segments: Sequence[SegmentView],
     n_ivf_probe: int,
-    n_full_scores: int,
+    n_pool: int,
     allowed: Sequence[np.ndarray | None] | None,
-) -> dict[int, np.ndarray]:
-    """One query's rows to re-score, per segment number (IVF pool + scanned ones)."""
+) -> dict[int, tuple[np.ndarray, np.ndarray | None]]:
+    """One query's candidate rows per segment number, with their probe scores.
+
+    The IVF pool keeps the best ``n_pool`` rows by approximate score across
+    segments (sorted rows, and their scores); a segment without lists is
+    scanned whole (its scores None).
+    """
     seg_ids, rows, approx, chosen = [], [], [], {}
     for s, segment in enumerate(segments):
         subset = None if allowed is None else allowed[s]
         if segment.indptr is None:  # small segment: exact scores directly
-            chosen[s] = _rows(segment, subset)
+            chosen[s] = (_rows(segment, subset), None)
             continue
         r, a = ivf.probe(
             centroid_scores, segment.indptr, segment.docs, segment.num_docs, n_ivf_probe
@@ -237,12 +286,82 @@ def _candidates(
         approx.append(a[keep])
     pool_seg = np.concatenate(seg_ids) if seg_ids else np.zeros(0, np.int64)
     pool_rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-    if len(pool_rows) > n_full_scores:
-        best = np.argpartition(-np.concatenate(approx), n_full_scores - 1)
-        best = best[:n_full_scores]
-        pool_seg, pool_rows = pool_seg[best], pool_rows[best]
+    pool_approx = np.concatenate(approx) if approx else np.zeros(0, np.float32)
+    if len(pool_rows) > n_pool:
+        best = np.argpartition(-pool_approx, n_pool - 1)[:n_pool]
+        pool_seg, pool_rows, pool_approx = (
+            pool_seg[best], pool_rows[best], pool_approx[best],
+        )  # fmt: skip
     for s in np.unique(pool_seg).tolist():
-        chosen[s] = np.sort(pool_rows[pool_seg == s])
+        mine = pool_seg == s
+        order = np.argsort(pool_rows[mine], kind="stable")
+        chosen[s] = (pool_rows[mine][order], pool_approx[mine][order])
+    return chosen
+
+
+def _best(rows: dict[int, np.ndarray], scores: dict[int, np.ndarray], n: int):
+    """The ``n`` best rows by score across segments, sorted per segment."""
+    segs = list(rows)
+    if sum(len(rows[s]) for s in segs) <= n:
+        return rows
+    seg_all = np.concatenate([np.full(len(rows[s]), s, np.int64) for s in segs])
+    row_all = np.concatenate([rows[s] for s in segs])
+    keep = np.argpartition(-np.concatenate([scores[s] for s in segs]), n - 1)[:n]
+    seg_all, row_all = seg_all[keep], row_all[keep]
+    return {s: np.sort(row_all[seg_all == s]) for s in np.unique(seg_all).tolist()}
+
+
+def _centroid_stage(
+    query_scores: Sequence[np.ndarray],
+    segments: Sequence[SegmentView],
+    pools: list[dict[int, tuple[np.ndarray, np.ndarray | None]]],
+    n_full_scores: int,
+) -> list[dict[int, np.ndarray]]:
+    """Each query's rows to re-score fully, from its IVF pool.
+
+    Rows of compressed segments are ranked by their centroid-only MaxSim
+    (:func:`.centroid_stage.maxsim_centroids`) and the best ``n_full_scores``
+    kept; rows of float16 segments (format 2, no codes) by their probe
+    score, the best ``n_full_scores`` of them; scanned segments are kept
+    whole.
+    """
+    coded = [
+        s
+        for s, seg in enumerate(segments)
+        if seg.codes is not None and seg.indptr is not None
+    ]
+    approx: list[dict[int, np.ndarray]] = [{} for _ in pools]
+    if coded:
+        table = None
+        for s in coded:
+            rows = [p[s][0] if s in p else np.zeros(0, np.int64) for p in pools]
+            if not any(len(r) for r in rows):
+                continue
+            segment = segments[s]
+            if segment.device_codes is not None:
+                device = segment.device_codes.device
+                scored = maxsim_centroids_torch(
+                    [torch.from_numpy(q).to(device) for q in query_scores],
+                    segment.device_codes, segment.offsets, rows,
+                )  # fmt: skip
+            else:
+                if table is None:
+                    table = CentroidTable.build(query_scores)
+                scored = maxsim_centroids(table, segment.codes, segment.offsets, rows)
+            for i, (r, v) in enumerate(zip(rows, scored)):
+                if len(r):
+                    approx[i][s] = v
+    chosen = []
+    for i, pool in enumerate(pools):
+        mine: dict[int, np.ndarray] = {}
+        ranked = {s: pool[s][0] for s in approx[i]}
+        mine.update(_best(ranked, approx[i], n_full_scores))
+        plain = {
+            s: r for s, (r, a) in pool.items() if a is not None and s not in ranked
+        }
+        mine.update(_best(plain, {s: pool[s][1] for s in plain}, n_full_scores))
+        mine.update({s: r for s, (r, a) in pool.items() if a is None})
+        chosen.append(mine)
     return chosen
 
 
@@ -255,39 +374,76 @@ def search(
     n_full_scores: int,
     allowed: Sequence[np.ndarray | None] | None = None,
     book: ScoringBook | None = None,
+    n_centroid_scores: int | None = None,
 ) -> list[list[Hit]]:
     """PLAID-style top ``k`` of each query (approximate candidates, full scores).
 
     Per query: every segment's IVF lists give candidates and approximate
     scores (``ivf.probe``); deleted rows and rows outside ``allowed`` are
-    dropped; the best ``n_full_scores`` across segments are re-scored with
-    MaxSim (:func:`score_rows`: the float16 vectors, or the codes with
-    ``book``) and the best ``k`` returned. A segment without IVF lists
-    (``indptr`` None) is scanned. All queries' centroid scores come from one
-    matmul, and each segment re-scores every query's candidates in one call.
+    dropped. For compressed segments the best ``n_centroid_scores`` across
+    segments are scored from their tokens' centroid codes alone (PLAID's
+    centroid interaction, :func:`.centroid_stage.maxsim_centroids`: no decode)
+    and the best ``n_full_scores`` of those re-scored with MaxSim
+    (:func:`score_rows`: the codes with ``book``); for float16 segments the
+    best ``n_full_scores`` by probe score are re-scored from the vectors.
+    The best ``k`` are returned. A segment without IVF lists (``indptr``
+    None) is scanned. The queries of one call (in chunks of
+    ``_QUERY_CHUNK``) share the centroid scoring matmul and, per segment,
+    one re-scoring call.
+
+    ``n_centroid_scores``: None uses :func:`default_n_centroid_scores`.
     """
     if len(queries) == 0:
         return []
+    if n_centroid_scores is None:
+        n_centroid_scores = default_n_centroid_scores(n_full_scores)
+    n_pool = max(n_full_scores, n_centroid_scores)
+    if not any(s.codes is not None and s.indptr is not None for s in segments):
+        n_pool = n_full_scores
     centroids_t = torch.from_numpy(np.ascontiguousarray(centroids, dtype=np.float32))
     queries = [np.ascontiguousarray(q, dtype=np.float32) for q in queries]
-    # A (sum Lq, K) product; on one torch thread, since on a busy machine a
-    # two-thread matmul of this size waits on the other pool's threads
-    # (utils/threads.py).
-    with one_torch_thread():
-        stacked = torch.from_numpy(np.concatenate(queries))
-        all_scores = torch.mm(stacked, centroids_t.T).numpy()
-    bounds = np.cumsum([0] + [len(q) for q in queries])
-    chosen = [
-        _candidates(all_scores[a:b], segments, n_ivf_probe, n_full_scores, allowed)
-        for a, b in zip(bounds[:-1], bounds[1:])
-    ]
+    results: list[list[Hit]] = []
+    for c in range(0, len(queries), _QUERY_CHUNK):
+        chunk = queries[c : c + _QUERY_CHUNK]
+        # A (sum Lq, K) product; on one torch thread, since on a busy machine
+        # a two-thread matmul of this size waits on the other pool's threads
+        # (utils/threads.py).
+        with one_torch_thread():
+            stacked = torch.from_numpy(np.concatenate(chunk))
+            all_scores = torch.mm(stacked, centroids_t.T).numpy()
+        bounds = np.cumsum([0] + [len(q) for q in chunk])
+        query_scores = [all_scores[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        pools = [
+            _candidates(scores, segments, n_ivf_probe, n_pool, allowed)
+            for scores in query_scores
+        ]
+        if n_pool > n_full_scores:
+            chosen = _centroid_stage(query_scores, segments, pools, n_full_scores)
+        else:
+            chosen = [{s: r for s, (r, _) in pool.items()} for pool in pools]
+        results.extend(_full_scores(chunk, segments, chosen, k, book, query_scores))
+    return results
+
+
+def _full_scores(
+    queries: Sequence[np.ndarray],
+    segments: Sequence[SegmentView],
+    chosen: list[dict[int, np.ndarray]],
+    k: int,
+    book: ScoringBook | None,
+    query_scores: Sequence[np.ndarray],
+) -> list[list[Hit]]:
+    """Re-score each query's chosen rows with MaxSim; its top ``k``."""
     found: list[list[tuple[int, np.ndarray, np.ndarray]]] = [[] for _ in queries]
     for s, segment in enumerate(segments):
         asking = [i for i, c in enumerate(chosen) if len(c.get(s, ())) > 0]
         if not asking:
             continue
         rows = [chosen[i][s] for i in asking]
-        scored = score_rows([queries[i] for i in asking], segment, rows, book)
+        scored = score_rows(
+            [queries[i] for i in asking], segment, rows, book,
+            [query_scores[i] for i in asking],
+        )  # fmt: skip
         for i, r, v in zip(asking, rows, scored):
             found[i].append((s, r, v))
     results = []

@@ -39,6 +39,7 @@ def segment_view(segment: OpenSegment) -> SegmentView:
         device_codes=extra.get("device_codes"),
         device_packed=extra.get("device_packed"),
         device_gains=extra.get("device_gains"),
+        scales=extra.get("scales"),
     )
 
 

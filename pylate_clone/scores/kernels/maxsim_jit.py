@@ -62,6 +62,73 @@ _I32 = ir.IntType(32)
 _I64 = ir.IntType(64)
 
 
+def _products(builder, doc_p, q_p, dim_v, stride_v, rows: int, width: int):
+    """Emit a register tile's FMA loop; returns its ``rows x width`` accumulator slots.
+
+    For every dimension ``k`` the ``width`` query vectors ``q[k, 16 w:]`` are
+    loaded once and each of the ``rows`` document values ``doc[r, k]`` is
+    broadcast and fused-multiply-added into ``acc[r][w]`` (stack slots that
+    LLVM promotes to registers). Shared by this module's tile and the affine
+    tile of ``indexes/engine/_affine_jit.py``.
+    """
+    vptr = _VEC.as_pointer()
+    fma = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(_VEC, [_VEC, _VEC, _VEC]), "llvm.fma.v16f32"
+    )
+    zero = ir.Constant(_VEC, [0.0] * LANES)
+    acc = [
+        [cgutils.alloca_once_value(builder, zero) for _ in range(width)]
+        for _ in range(rows)
+    ]
+    row_start = [builder.mul(ir.Constant(_I64, r), dim_v) for r in range(rows)]
+    with cgutils.for_range(builder, dim_v) as loop:
+        k = loop.index
+        q_row = builder.mul(k, stride_v)
+        qv = [
+            builder.load(
+                builder.bitcast(
+                    builder.gep(
+                        q_p, [builder.add(q_row, ir.Constant(_I64, LANES * w))]
+                    ),
+                    vptr,
+                ),
+                align=4,
+            )
+            for w in range(width)
+        ]
+        for r in range(rows):
+            value = builder.load(builder.gep(doc_p, [builder.add(row_start[r], k)]))
+            b = _broadcast(builder, value)
+            for w in range(width):
+                total = builder.call(fma, [b, qv[w], builder.load(acc[r][w])])
+                builder.store(total, acc[r][w])
+    return acc
+
+
+def _broadcast(builder, value):
+    """A float splatted to all 16 lanes."""
+    undef = ir.Constant(_VEC, ir.Undefined)
+    splat = ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES)
+    element = builder.insert_element(undef, value, ir.Constant(_I32, 0))
+    return builder.shuffle_vector(element, undef, splat)
+
+
+def _fold_max(builder, best_p, values, width: int) -> None:
+    """``best[16 w:16 (w + 1)] = max(best, values[r][w] for every r)``."""
+    vptr = _VEC.as_pointer()
+    vmax = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(_VEC, [_VEC, _VEC]), "llvm.maximum.v16f32"
+    )
+    for w in range(width):
+        slot = builder.bitcast(
+            builder.gep(best_p, [ir.Constant(_I64, LANES * w)]), vptr
+        )
+        running = builder.load(slot, align=4)
+        for row in values:
+            running = builder.call(vmax, [running, row[w]])
+        builder.store(running, slot, align=4)
+
+
 def _make_tile(rows: int, width: int):
     """An intrinsic: MaxSim of ``rows`` tokens against ``16 * width`` query columns.
 
@@ -79,63 +146,13 @@ def _make_tile(rows: int, width: int):
 
         def codegen(context, builder, signature, args):
             doc_addr, q_addr, dim_v, stride_v, best_addr = args
-            fptr, vptr = _F32.as_pointer(), _VEC.as_pointer()
+            fptr = _F32.as_pointer()
             doc_p = builder.inttoptr(doc_addr, fptr)
             q_p = builder.inttoptr(q_addr, fptr)
             best_p = builder.inttoptr(best_addr, fptr)
-            module = builder.module
-            fma = cgutils.get_or_insert_function(
-                module, ir.FunctionType(_VEC, [_VEC, _VEC, _VEC]), "llvm.fma.v16f32"
-            )
-            vmax = cgutils.get_or_insert_function(
-                module, ir.FunctionType(_VEC, [_VEC, _VEC]), "llvm.maximum.v16f32"
-            )
-            zero = ir.Constant(_VEC, [0.0] * LANES)
-            undef = ir.Constant(_VEC, ir.Undefined)
-            splat = ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES)
-            # Stack slots that LLVM promotes to registers (nothing takes their address).
-            acc = [
-                [cgutils.alloca_once_value(builder, zero) for _ in range(width)]
-                for _ in range(rows)
-            ]
-            row_start = [builder.mul(ir.Constant(_I64, r), dim_v) for r in range(rows)]
-            with cgutils.for_range(builder, dim_v) as loop:
-                k = loop.index
-                q_row = builder.mul(k, stride_v)
-                qv = [
-                    builder.load(
-                        builder.bitcast(
-                            builder.gep(
-                                q_p, [builder.add(q_row, ir.Constant(_I64, LANES * w))]
-                            ),
-                            vptr,
-                        ),
-                        align=4,
-                    )
-                    for w in range(width)
-                ]
-                for r in range(rows):
-                    value = builder.load(
-                        builder.gep(doc_p, [builder.add(row_start[r], k)])
-                    )
-                    broadcast = builder.shuffle_vector(
-                        builder.insert_element(undef, value, ir.Constant(_I32, 0)),
-                        undef,
-                        splat,
-                    )
-                    for w in range(width):
-                        total = builder.call(
-                            fma, [broadcast, qv[w], builder.load(acc[r][w])]
-                        )
-                        builder.store(total, acc[r][w])
-            for w in range(width):
-                slot = builder.bitcast(
-                    builder.gep(best_p, [ir.Constant(_I64, LANES * w)]), vptr
-                )
-                running = builder.load(slot, align=4)
-                for r in range(rows):
-                    running = builder.call(vmax, [running, builder.load(acc[r][w])])
-                builder.store(running, slot, align=4)
+            acc = _products(builder, doc_p, q_p, dim_v, stride_v, rows, width)
+            values = [[builder.load(a) for a in row] for row in acc]
+            _fold_max(builder, best_p, values, width)
 
         return sig, codegen
 
