@@ -3,7 +3,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DOCS_STAMP := $(VENV)/.docs-installed
 
-.PHONY: install test demo lint format bench bench-index bench-train bench-scale bench-serving bench-ray bench-documents docs
+.PHONY: install test test-slow test-all demo lint format bench bench-index bench-train bench-scale bench-serving bench-ray bench-documents docs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -13,8 +13,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The everyday tier: every test not marked slow (a few minutes on 2 cores).
 test: install
-	$(PY) -m pytest tests -q --durations=10
+	$(PY) -m pytest tests -q --durations=10 -m "not slow"
+
+# The long end-to-end tests (real Ray clusters, CLI and server processes, PyLate's
+# own suite and doctests, training on SciFact slices): CI runs them after `test`.
+test-slow: install
+	$(PY) -m pytest tests -q --durations=10 -m slow
+
+test-all: test test-slow
 
 demo: install
 	$(PY) examples/demo.py $(ARGS)
