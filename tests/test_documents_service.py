@@ -8,7 +8,6 @@ fixture ColBERT.
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 
 from pylate_clone import indexes
 from tests.test_cli import _in_process, run_cli
-from tests.test_server import _start_server
+from tests.test_server import _start_server, _stop_server
 
 TOPICS = ("wings", "bread", "rivers", "music")
 WORDS = {
@@ -236,10 +235,5 @@ def test_server_filter_hybrid_documents_and_malformed_filters(
         # Still serving, documents intact.
         assert httpx.get(f"{url}/health").json()["documents"] == 24
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            _, stderr = process.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
+        stderr = _stop_server(process)
     assert "Traceback" not in stderr, stderr[-3000:]

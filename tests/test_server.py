@@ -622,6 +622,17 @@ def _start_server(args: list[str], env: dict | None = None):
     raise AssertionError("server never answered /health")
 
 
+def _stop_server(process: subprocess.Popen) -> str:
+    """SIGTERM the server, wait for it (killed after 60 s); return its stderr."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        _, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    return stderr
+
+
 @pytest.mark.slow
 def test_real_server_concurrency_and_sigterm(model, model_dir, tmp_path):
     _voyager(tmp_path, model)
@@ -682,12 +693,7 @@ def test_real_server_concurrency_and_sigterm(model, model_dir, tmp_path):
         assert big.status_code == 413
         assert httpx.get(f"{url}/health").status_code == 200
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            _, stderr = process.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
+        stderr = _stop_server(process)
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr
     assert "Finished server process" in stderr or "Shutting down" in stderr
