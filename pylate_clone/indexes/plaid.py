@@ -220,7 +220,13 @@ class PLAID(Tunable, EndToEndIndex):
     def _open_segment(self, segment: OpenSegment, folder: Path) -> None:
         if segment.tokens is None:  # format 3: compressed vectors
             codes_files.open_codes(
-                segment, folder, self._centroids, self._codec, self._device
+                segment,
+                folder,
+                self._centroids,
+                self._codec,
+                self._device,
+                # The index's cached tables, not a copy built per segment.
+                None if self._device is not None else self._scoring_book(),
             )
         indptr = _load_npy(folder / INDPTR)
         docs = _load_npy(folder / DOCS)

@@ -111,8 +111,12 @@ def open_codes(
     centroids: np.ndarray,
     codec: _codec.Codec | None,
     device: torch.device | None,
+    book: ScoringBook | None = None,
 ) -> None:
     """Load a compressed segment's arrays into ``segment.extra`` and its decoder.
+
+    ``book`` (the index's tables for ``codec``, CPU only) also gives each
+    token's ``1 / |c + g w|`` (``extra["scales"]``), once per segment.
 
     Raises
     ------
@@ -139,10 +143,9 @@ def open_codes(
             "or the segment's offsets."
         )
     segment.extra.update(codes=codes, packed=packed, gains=gains)
-    if device is None:
+    if device is None and book is not None:
         # 1 / |c + g w| once per segment: the fused kernel then takes q . c
         # from the probe's centroid scores and decodes only g w.
-        book = ScoringBook.build(centroids, codec)
         segment.extra["scales"] = inverse_norms(book, codes, packed, gains)
 
     def decode(start: int, end: int) -> np.ndarray:
