@@ -15,6 +15,7 @@ one call. Prints a Markdown table with the date and machine load. Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import os
 import sys
@@ -61,12 +62,19 @@ def main() -> None:
     parser.add_argument("--full", default="128,256,512")
     parser.add_argument("--timed-every", type=int, default=8)
     parser.add_argument("--no-batch", action="store_true")
+    parser.add_argument(
+        "--no-token-stage",
+        action="store_true",
+        help="rank candidates by centroid codes (the stage before the token stage)",
+    )
     args = parser.parse_args()
     folder = Path(args.folder or f"/tmp/engine_stages_x{args.scale}_n{args.nbits}")
     index, ids, build_s = open_index(folder, args.scale, args.nbits, args.device)
     if build_s is not None:
         print(f"built in {build_s:.1f} s", flush=True)
     views = [segment_view(s) for s in index._segments]
+    if args.no_token_stage:
+        views = [dataclasses.replace(v, token_lists=None) for v in views]
     book = index._scoring_book()
     centroids = index._centroids
     probe = args.probe or search.default_n_ivf_probe(len(centroids))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -32,7 +34,9 @@ def built(tmp_path_factory):
     for j in rng.choice(len(docs), 24, replace=False):
         q = docs[j][:20] + 0.15 * rng.standard_normal((min(20, len(docs[j])), 32))
         queries.append((q / np.linalg.norm(q, axis=1, keepdims=True)).astype("f4"))
-    view = segment_view(index._segments[0])
+    # These tests are about the centroid-code stage (the torch path's, and
+    # the CPU one's before the token stage): the view without token lists.
+    view = dataclasses.replace(segment_view(index._segments[0]), token_lists=None)
     return index, ids, docs, queries, view
 
 

@@ -266,7 +266,11 @@ class PLAID(Tunable, EndToEndIndex):
     def _knobs(self, k: int) -> tuple[int, int]:
         probe = self.n_ivf_probe or search.default_n_ivf_probe(len(self._centroids))
         full = self.n_full_scores or search.default_n_full_scores(
-            len(self._ids), k, None if self._codec is None else self._codec.nbits
+            len(self._ids),
+            k,
+            None if self._codec is None else self._codec.nbits,
+            # the numba path ranks candidates by the token stage
+            token_stage=self._device is None,
         )
         return probe, full
 

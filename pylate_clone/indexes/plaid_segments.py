@@ -25,6 +25,7 @@ from .engine import codec as _codec
 from .engine import ivf
 from .engine.codec_torch import compress_torch, decompress_torch
 from .engine.compressed import ScoringBook, inverse_norms
+from .engine.token_stage import TokenLists
 from .storage import npy_stream
 from .storage.commit import IndexFormatError
 from .storage.segments import OpenSegment, _load_npy
@@ -116,7 +117,9 @@ def open_codes(
     """Load a compressed segment's arrays into ``segment.extra`` and its decoder.
 
     ``book`` (the index's tables for ``codec``, CPU only) also gives each
-    token's ``1 / |c + g w|`` (``extra["scales"]``), once per segment.
+    token's ``1 / |c + g w|`` (``extra["scales"]``) and the tokens regrouped
+    by centroid for the token stage (``extra["token_lists"]``), once per
+    segment.
 
     Raises
     ------
@@ -146,7 +149,13 @@ def open_codes(
     if device is None and book is not None:
         # 1 / |c + g w| once per segment: the fused kernel then takes q . c
         # from the probe's centroid scores and decodes only g w.
-        segment.extra["scales"] = inverse_norms(book, codes, packed, gains)
+        scales = inverse_norms(book, codes, packed, gains)
+        segment.extra["scales"] = scales
+        # The token stage reads each probed centroid's tokens in a row: a
+        # copy regrouped by centroid, in memory only (docs/index_engine.md).
+        segment.extra["token_lists"] = TokenLists.build(
+            codes, packed, gains, scales, segment.offsets, len(centroids)
+        )
 
     def decode(start: int, end: int) -> np.ndarray:
         return _codec.decompress(

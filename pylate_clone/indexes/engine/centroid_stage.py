@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ...utils.threads import outer_num_threads
-from .compressed import _LANES, _run, _task_bounds
+from .compressed import _LANES, _task_bounds, run_tasks
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ def maxsim_centroids(
 
             return run
 
-        _run([task(a, b) for a, b in zip(bounds[:-1], bounds[1:])], workers)
+        run_tasks([task(a, b) for a, b in zip(bounds[:-1], bounds[1:])], workers)
     ends = np.cumsum(sizes)
     return np.split(out, ends[:-1]) if len(rows) else []
 

@@ -149,7 +149,8 @@ def _task_bounds(
     return np.unique(np.concatenate([[0], cuts, [n]])).astype(np.int64)
 
 
-def _run(tasks: list, workers: int) -> None:
+def run_tasks(tasks: list, workers: int) -> None:
+    """Run ``tasks`` (callables) on the shared pool of ``workers`` threads; wait."""
     global _pool
     if workers <= 1 or len(tasks) <= 1:
         for task in tasks:
@@ -246,7 +247,7 @@ def maxsim_codes(
             return run
 
         tasks = [task(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
-        _run(tasks, workers)
+        run_tasks(tasks, workers)
     scores = np.empty_like(out)
     scores[order] = out
     ends = np.cumsum([len(r) for r in rows])
@@ -342,5 +343,5 @@ def inverse_norms(
 
         return run
 
-    _run([task(a, min(a + step, count)) for a in range(0, count, step)], workers)
+    run_tasks([task(a, min(a + step, count)) for a in range(0, count, step)], workers)
     return out

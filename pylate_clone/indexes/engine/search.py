@@ -23,7 +23,7 @@ stable):
     MaxSim over every live document (over the reconstructed vectors for a
     compressed segment).
 ``default_n_ivf_probe(num_centroids)``, ``default_n_full_scores(num_docs, k,
-        nbits=None)``, ``default_n_centroid_scores(n_full_scores)``
+        nbits=None, token_stage=False)``, ``default_n_centroid_scores(n_full_scores)``
     Defaults used when the user leaves the knobs to None.
 ``prefer_exact(num_tokens)``
     Whether an exact scan of ``num_tokens`` vectors is expected to be cheaper
@@ -47,6 +47,7 @@ from ...utils.threads import one_torch_thread
 from . import ivf
 from .centroid_stage import CentroidTable, maxsim_centroids, maxsim_centroids_torch
 from .compressed import ScoringBook, maxsim_codes, maxsim_codes_torch
+from .token_stage import TokenLists, probe_tokens, token_scores
 
 Hit = tuple[int, int, float]  # (segment number, row in segment, score)
 _QUERY_CHUNK = 128  # queries whose centroid scores are held at once
@@ -81,6 +82,10 @@ class SegmentView:
         (:func:`.compressed.inverse_norms`), computed when it opens: the
         numba path then scores ``q . c`` from the centroid scores and decodes
         only ``g w``. None: the full decode.
+    token_lists
+        The same tokens regrouped by centroid (:mod:`.token_stage`), built
+        when a compressed segment opens for the numba path; its candidates
+        are then ranked by the token stage. None: no token stage.
     """
 
     tokens: np.ndarray | None
@@ -95,6 +100,7 @@ class SegmentView:
     device_packed: torch.Tensor | None = None
     device_gains: torch.Tensor | None = None
     scales: np.ndarray | None = None
+    token_lists: TokenLists | None = None
 
     @property
     def num_docs(self) -> int:
@@ -111,27 +117,29 @@ def default_n_ivf_probe(num_centroids: int) -> int:
     return int(max(1, min(num_centroids, 8)))
 
 
-def default_n_full_scores(num_docs: int, k: int, nbits: int | None = None) -> int:
+def default_n_full_scores(
+    num_docs: int, k: int, nbits: int | None = None, token_stage: bool = False
+) -> int:
     """Candidates re-scored exactly when ``n_full_scores`` is None.
 
-    ``512 * sqrt(num_docs / 5000)`` (at least ``8 * k``, at most every
-    document): 512 was the smallest setting of the measured grid reaching
-    recall@10 >= 0.95 at 5,000 documents; more documents compete for the same
-    top 10 as the collection grows, the square root keeps the exact
-    re-scoring cost growing slower than the collection.
+    ``base * sqrt(num_docs / 5000)`` (at least ``8 * k``, at most every
+    document): more documents compete for the same top 10 as the collection
+    grows, and the square root keeps the re-scoring cost growing slower than
+    the collection. ``base`` is the smallest measured setting reaching
+    recall@10 >= 0.95 against exact MaxSim on SciFact (>= 0.90 at 2 bits),
+    with a margin (docs/index_engine.md, "Search stages"):
 
-    ``nbits``: the bit width of a compressed index (None: float16 vectors).
-    Its candidates are picked by the centroid stage
-    (:func:`default_n_centroid_scores`) from a pool twice as deep: on SciFact
-    at 4 bits, 512 decoded candidates ranked by their centroid codes reached
-    recall@10 0.946-0.954 over two builds, 640 reached 0.958, so 640; at 2
-    (or 1) bits 1,280, since coarser scores reorder more near-ties (0.898 with
-    521, 0.901 with 1,042; docs/index_engine.md).
+    * float16 vectors (``nbits`` None), candidates ranked by the probe: 512;
+    * 4 bits, ranked by the token stage (``token_stage``: the CPU path): 256;
+    * 4 bits, ranked by centroid codes (the torch path): 640;
+    * 2 or 1 bits: 1,280 (coarser scores reorder more near-ties).
     """
     if nbits is None:
         base = 512
+    elif nbits >= 4:
+        base = 256 if token_stage else 640
     else:
-        base = 640 if nbits >= 4 else 1280
+        base = 1280
     scaled = round(base * (max(num_docs, 0) / 5000) ** 0.5)
     return int(max(8 * k, min(num_docs, scaled)))
 
@@ -250,27 +258,41 @@ def exact_search(
 
 
 def _candidates(
+    query: np.ndarray,
     centroid_scores: np.ndarray,
     segments: Sequence[SegmentView],
     n_ivf_probe: int,
     n_pool: int,
     allowed: Sequence[np.ndarray | None] | None,
+    book: ScoringBook | None,
 ) -> dict[int, tuple[np.ndarray, np.ndarray | None]]:
-    """One query's candidate rows per segment number, with their probe scores.
+    """One query's candidate rows per segment number, with their approximate scores.
 
-    The IVF pool keeps the best ``n_pool`` rows by approximate score across
-    segments (sorted rows, and their scores); a segment without lists is
-    scanned whole (its scores None).
+    A segment with token lists (and ``book``) is scored by the token stage
+    (:func:`.token_stage.token_scores`), the others by the IVF probe
+    (``ivf.probe``). The pool keeps the best ``n_pool`` rows by approximate
+    score across segments (sorted rows, and their scores); a segment without
+    lists is scanned whole (its scores None).
     """
     seg_ids, rows, approx, chosen = [], [], [], {}
+    probed = None
     for s, segment in enumerate(segments):
         subset = None if allowed is None else allowed[s]
         if segment.indptr is None:  # small segment: exact scores directly
             chosen[s] = (_rows(segment, subset), None)
             continue
-        r, a = ivf.probe(
-            centroid_scores, segment.indptr, segment.docs, segment.num_docs, n_ivf_probe
-        )
+        if segment.token_lists is not None and book is not None:
+            if probed is None:
+                probed = probe_tokens(centroid_scores, n_ivf_probe)
+            r, a = token_scores(
+                query, centroid_scores, *probed, segment.token_lists, book.weights,
+                keep=_keep_mask(segment, subset),
+            )  # fmt: skip
+        else:
+            r, a = ivf.probe(
+                centroid_scores, segment.indptr, segment.docs, segment.num_docs,
+                n_ivf_probe,
+            )  # fmt: skip
         keep = np.ones(len(r), dtype=bool)
         if segment.live is not None:
             keep &= segment.live[r]
@@ -297,6 +319,22 @@ def _candidates(
         order = np.argsort(pool_rows[mine], kind="stable")
         chosen[s] = (pool_rows[mine][order], pool_approx[mine][order])
     return chosen
+
+
+def _keep_mask(segment: SegmentView, subset: np.ndarray | None) -> np.ndarray | None:
+    """``(N,)`` bool of the live rows in ``subset``; None when every row is kept."""
+    if segment.live is None and subset is None:
+        return None
+    keep = (
+        np.ones(segment.num_docs, dtype=bool)
+        if segment.live is None
+        else np.array(segment.live, dtype=bool)
+    )
+    if subset is not None:
+        allowed = np.zeros(segment.num_docs, dtype=bool)
+        allowed[np.asarray(subset, dtype=np.int64)] = True
+        keep &= allowed
+    return keep
 
 
 def _best(rows: dict[int, np.ndarray], scores: dict[int, np.ndarray], n: int):
@@ -328,7 +366,7 @@ def _centroid_stage(
     coded = [
         s
         for s, seg in enumerate(segments)
-        if seg.codes is not None and seg.indptr is not None
+        if seg.codes is not None and seg.indptr is not None and seg.token_lists is None
     ]
     approx: list[dict[int, np.ndarray]] = [{} for _ in pools]
     if coded:
@@ -356,10 +394,18 @@ def _centroid_stage(
         mine: dict[int, np.ndarray] = {}
         ranked = {s: pool[s][0] for s in approx[i]}
         mine.update(_best(ranked, approx[i], n_full_scores))
-        plain = {
-            s: r for s, (r, a) in pool.items() if a is not None and s not in ranked
-        }
-        mine.update(_best(plain, {s: pool[s][1] for s in plain}, n_full_scores))
+        # Token-stage and float16 segments come ranked by their own pool
+        # scores (token-stage scores are close to the full MaxSim, probe
+        # scores are not: each kind keeps its own n_full_scores).
+        for tokens in (True, False):
+            plain = {
+                s: r
+                for s, (r, a) in pool.items()
+                if a is not None
+                and s not in ranked
+                and (segments[s].token_lists is not None) == tokens
+            }
+            mine.update(_best(plain, {s: pool[s][1] for s in plain}, n_full_scores))
         mine.update({s: r for s, (r, a) in pool.items() if a is None})
         chosen.append(mine)
     return chosen
@@ -414,8 +460,8 @@ def search(
         bounds = np.cumsum([0] + [len(q) for q in chunk])
         query_scores = [all_scores[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
         pools = [
-            _candidates(scores, segments, n_ivf_probe, n_pool, allowed)
-            for scores in query_scores
+            _candidates(query, scores, segments, n_ivf_probe, n_pool, allowed, book)
+            for query, scores in zip(chunk, query_scores)
         ]
         if n_pool > n_full_scores:
             chosen = _centroid_stage(query_scores, segments, pools, n_full_scores)

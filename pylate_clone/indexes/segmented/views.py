@@ -40,6 +40,7 @@ def segment_view(segment: OpenSegment) -> SegmentView:
         device_packed=extra.get("device_packed"),
         device_gains=extra.get("device_gains"),
         scales=extra.get("scales"),
+        token_lists=extra.get("token_lists"),
     )
 
 
