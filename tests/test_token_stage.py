@@ -75,8 +75,12 @@ def test_probe_tokens_gives_the_best_centroids_and_the_next_score(built):
     scores = queries[0] @ index._centroids.T
     probes, imputed = token_stage.probe_tokens(scores, 5)
     order = np.argsort(-scores, axis=1)
-    np.testing.assert_array_equal(np.sort(probes, axis=1), np.sort(order[:, :5], axis=1))
-    np.testing.assert_allclose(imputed, np.take_along_axis(scores, order[:, 5:6], 1)[:, 0])
+    np.testing.assert_array_equal(
+        np.sort(probes, axis=1), np.sort(order[:, :5], axis=1)
+    )
+    np.testing.assert_allclose(
+        imputed, np.take_along_axis(scores, order[:, 5:6], 1)[:, 0]
+    )
     everything, low = token_stage.probe_tokens(scores, 10**6)
     assert everything.shape == scores.shape and np.allclose(low, scores.min(axis=1))
 
