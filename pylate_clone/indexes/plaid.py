@@ -42,12 +42,15 @@ class PLAID(Tunable, EndToEndIndex):
     every token is stored as its nearest centroid, the norm of its residual
     and the residual's direction quantised (``engine/codec.py``), and each
     segment keeps inverted lists centroid -> documents. A query probes its
-    tokens' ``n_ivf_probe`` best centroids, scores the best candidates of
-    the probe from their tokens' centroid codes alone (no decode; twice
-    ``n_full_scores`` of them), and re-scores the ``n_full_scores`` best of
-    those with MaxSim straight from the codes (a fused decode + MaxSim
-    kernel that takes the centroid part from the query-centroid scores; no
-    decoded copy is kept). When the collection (or the ``subset``) is small enough, every
+    tokens' ``n_ivf_probe`` best centroids. On the CPU every document token
+    of a probed centroid is scored exactly from its codes against the query
+    tokens that probed it, the others estimated by the next centroid's score
+    (the token stage, ``engine/token_stage.py``; the segment's tokens are
+    regrouped by centroid in memory when it opens); with a torch ``device``
+    the probe's best candidates are scored from their tokens' centroid codes
+    alone. The ``n_full_scores`` best are re-scored with MaxSim straight
+    from the codes (a fused decode + MaxSim kernel that takes the centroid
+    part from the query-centroid scores; no decoded copy is kept). When the collection (or the ``subset``) is small enough, every
     document is scored instead. No full-precision copy is stored.
 
     Later writes assign and compress new tokens with the existing codebook
@@ -91,9 +94,9 @@ class PLAID(Tunable, EndToEndIndex):
     n_ivf_probe
         Centroids probed per query token; None: engine default.
     n_full_scores
-        Candidates re-scored with MaxSim from their decoded codes (picked by
-        their centroid-code score from a pool twice as deep); None: engine
-        default.
+        Candidates re-scored with MaxSim from their decoded codes (the best
+        by the token stage, or on a torch device by their centroid-code
+        score from a pool twice as deep); None: engine default.
     show_progress
         Progress bar while adding documents.
     lock_timeout

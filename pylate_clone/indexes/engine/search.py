@@ -47,6 +47,12 @@ from ...utils.threads import one_torch_thread
 from . import ivf
 from .centroid_stage import CentroidTable, maxsim_centroids, maxsim_centroids_torch
 from .compressed import ScoringBook, maxsim_codes, maxsim_codes_torch
+from .defaults import (  # noqa: F401 - the defaults are part of this interface
+    default_n_centroid_scores,
+    default_n_full_scores,
+    default_n_ivf_probe,
+    prefer_exact,
+)
 from .token_stage import TokenLists, probe_tokens, token_scores
 
 Hit = tuple[int, int, float]  # (segment number, row in segment, score)
@@ -105,63 +111,6 @@ class SegmentView:
     @property
     def num_docs(self) -> int:
         return len(self.offsets) - 1
-
-
-def default_n_ivf_probe(num_centroids: int) -> int:
-    """Centroids probed per query token when ``n_ivf_probe`` is None.
-
-    8, as PyLate; with the default codebook (``ivf.default_num_centroids``)
-    it reached recall@10 >= 0.95 against exact MaxSim with 512 re-scored
-    candidates on SciFact (docs/index_engine.md, "Choosing the defaults").
-    """
-    return int(max(1, min(num_centroids, 8)))
-
-
-def default_n_full_scores(
-    num_docs: int, k: int, nbits: int | None = None, token_stage: bool = False
-) -> int:
-    """Candidates re-scored exactly when ``n_full_scores`` is None.
-
-    ``base * sqrt(num_docs / 5000)`` (at least ``8 * k``, at most every
-    document): more documents compete for the same top 10 as the collection
-    grows, and the square root keeps the re-scoring cost growing slower than
-    the collection. ``base`` is the smallest measured setting reaching
-    recall@10 >= 0.95 against exact MaxSim on SciFact (>= 0.90 at 2 bits),
-    with a margin (docs/index_engine.md, "Search stages"):
-
-    * float16 vectors (``nbits`` None), candidates ranked by the probe: 512;
-    * 4 bits, ranked by the token stage (``token_stage``: the CPU path): 256;
-    * 4 bits, ranked by centroid codes (the torch path): 640;
-    * 2 or 1 bits: 1,280 (coarser scores reorder more near-ties).
-    """
-    if nbits is None:
-        base = 512
-    elif nbits >= 4:
-        base = 256 if token_stage else 640
-    else:
-        base = 1280
-    scaled = round(base * (max(num_docs, 0) / 5000) ** 0.5)
-    return int(max(8 * k, min(num_docs, scaled)))
-
-
-def default_n_centroid_scores(n_full_scores: int) -> int:
-    """IVF candidates scored from their centroid codes when left to None.
-
-    ``2 * n_full_scores``: on SciFact (4 bits) a pool of 1,024, 2,048 or
-    4,096 gave the same recall@10 for 64 to 512 re-scored candidates, and
-    the stage costs a gather per token of the pool (docs/index_engine.md).
-    """
-    return int(2 * n_full_scores)
-
-
-def prefer_exact(num_tokens: int) -> bool:
-    """Whether an exact scan of ``num_tokens`` vectors beats the IVF path.
-
-    Below ~100k token vectors an exact scan does no more MaxSim work than
-    re-scoring the default ``n_full_scores`` candidates (512 documents of
-    ~160 tokens) and skips the centroid scoring and probing.
-    """
-    return num_tokens <= 100_000
 
 
 def _rows(segment: SegmentView, allowed: np.ndarray | None) -> np.ndarray:
