@@ -188,3 +188,34 @@ def test_token_stage_and_centroid_stage_agree_with_every_candidate(built):
         assert [[r for _, r, _ in h] for h in staged] == [
             [r for _, r, _ in h] for h in every
         ]
+
+
+def test_token_scores_span_several_document_blocks(tmp_path):
+    """More documents than one block of the kernel (``_tokens_jit.BLOCK``)."""
+    from pylate_clone.indexes.engine._tokens_jit import BLOCK
+
+    docs = clustered_docs(BLOCK + 700, seed=4, length=(3, 8))
+    index = indexes.PLAID(index_folder=tmp_path, show_progress=False)
+    index.add_documents([f"d{i}" for i in range(len(docs))], docs)
+    view = segment_view(index._segments[0])
+    query = docs[5][:4]
+    scores = query @ index._centroids.T
+    probes, imputed = token_stage.probe_tokens(scores, 4)
+    want = _brute_force(index, view, query, probes, imputed)
+    assert max(want) >= BLOCK and min(want) < BLOCK
+    for threads in (1, 2):
+        rows, got = token_stage.token_scores(
+            query, scores, probes, imputed, view.token_lists,
+            index._scoring_book().weights, num_threads=threads,
+        )  # fmt: skip
+        assert rows.tolist() == sorted(want)
+        np.testing.assert_allclose(got, [want[d] for d in rows], rtol=1e-5, atol=1e-5)
+
+
+def test_default_depth_grows_with_the_cube_root_for_the_token_stage():
+    full = search.default_n_full_scores
+    assert full(5000, 10, 4, token_stage=True) == 256
+    assert full(5000 * 8, 10, 4, token_stage=True) == 512  # 8x docs: 2x depth
+    assert full(5000 * 4, 10, 4) == 1280  # centroid stage: the square root
+    assert full(5000, 10, 2, token_stage=True) == full(5000, 10, 2) == 1280
+    assert full(100, 10, 4, token_stage=True) == 80  # at least 8 k

@@ -1,8 +1,10 @@
-"""Kernels of the token stage (:mod:`.token_stage`), compiled by numba.
+"""Kernel of the token stage (:mod:`.token_stage`), compiled by numba.
 
-The scratch ``best`` is ``(Lq, N)`` float32, every entry ``EMPTY`` between
-calls; ``touched`` lists the flat positions ``i * N + d`` a call filled, so
-that reading and resetting them costs the tokens scored, not ``Lq * N``.
+Documents are processed in blocks of ``BLOCK`` consecutive rows: the
+``(BLOCK, Lq)`` best-score scratch stays in the L2 cache, where a scratch
+over every document (``(N, Lq)``, 6.6 MB at 50k documents) turned each
+update into a cache miss. Each probed centroid's tokens are sorted by
+document, so a block reads a contiguous run of every probed list.
 """
 
 from __future__ import annotations
@@ -12,10 +14,25 @@ from numba import njit
 
 from ._codes_jit import _shape
 
-EMPTY = np.float32(-3.0e38)
+BLOCK = 4096  # documents per block: 4,096 x 32 query tokens x 4 B = 512 KB
+EMPTY = np.float32(-3.0e38)  # "no token found" (fastmath: no infinities)
 
 
-@njit(nogil=True, cache=True, fastmath={"reassoc", "contract", "nsz"})
+@njit(nogil=True, cache=True, inline="always")
+def _first_at_least(docs, start, end, row):  # pragma: no cover - compiled
+    """First position in ``docs[start:end]`` (sorted) holding ``row`` or more."""
+    while start < end:
+        middle = (start + end) >> 1
+        if docs[middle] < row:
+            start = middle + 1
+        else:
+            end = middle
+    return start
+
+
+# fastmath: no NaN reaches here (queries are checked at the entry, EMPTY is
+# finite); it let LLVM vectorise the dot products (~2x at 10x SciFact).
+@njit(nogil=True, cache=True, fastmath=True)
 def stage(
     centroids,
     group_starts,
@@ -29,99 +46,78 @@ def stage(
     query,
     weights,
     keep,
-    best,
-    touched,
+    imputed,
+    first_row,
+    end_row,
+    rows_out,
+    scores_out,
 ):  # pragma: no cover - compiled
-    """Best score per (query token, document) over the probed centroids' tokens.
+    """Approximate MaxSim of the documents ``first_row:end_row`` reached by the probes.
 
-    For each probed centroid ``c`` (``centroids[u]``, probed by the query
-    tokens ``group_tokens[group_starts[u]:group_starts[u + 1]]``) every token
-    ``x`` of ``c`` (``starts[c]:starts[c + 1]`` of the centroid-ordered
-    arrays) is decoded once (``g * w``) and scored against each of those
-    query tokens ``i``: ``(scores[i, c] + q_i . g w) * scales[x]``. Tokens
-    of a document ``d`` with ``keep[d] == 0`` are skipped before decoding
-    (``keep`` empty: none). Returns how many entries of ``touched`` it wrote.
+    Every token ``x`` of a probed centroid ``c = centroids[u]`` (its tokens
+    are ``starts[c]:starts[c + 1]`` of the centroid-ordered arrays, sorted by
+    document ``docs[x]``) is decoded once (``w``) and scored against
+    each query token ``i`` that probed ``c`` (``group_tokens[group_starts[u]:
+    group_starts[u + 1]]``): ``(scores[i, c] + g q_i . w) * scales[x]``. A
+    document's estimate is ``sum_i max(best found for i, imputed[i])``.
+    Documents with ``keep[d] == 0`` are skipped before decoding (``keep``
+    empty: none). Writes the documents reached, in increasing order, to
+    ``rows_out`` and their estimates to ``scores_out``; returns how many.
     """
+    lq = query.shape[0]
     dim = query.shape[1]
-    num_docs = best.shape[1]
     row = np.empty(weights.shape[0], dtype=np.float32)
-    count = 0
+    best = np.full((BLOCK, lq), EMPTY, dtype=np.float32)
+    seen = np.zeros(BLOCK, dtype=np.bool_)
+    base = np.float32(0.0)
+    for i in range(lq):
+        base += imputed[i]
     masked = len(keep) > 0
+    found = 0
+    # Each probed list's position, found once and moved forward block by
+    # block (a search per list and block cost more than the scoring at 10x).
+    cursor = np.empty(len(centroids), dtype=np.int64)
     for u in range(len(centroids)):
         c = centroids[u]
-        first, last = group_starts[u], group_starts[u + 1]
-        for x in range(starts[c], starts[c + 1]):
-            d = docs[x]
-            if masked and keep[d] == 0:
+        cursor[u] = _first_at_least(docs, starts[c], starts[c + 1], first_row)
+    for low in range(first_row, end_row, BLOCK):
+        high = min(low + BLOCK, end_row)
+        for u in range(len(centroids)):
+            c = centroids[u]
+            first, last = group_starts[u], group_starts[u + 1]
+            end = starts[c + 1]
+            x = cursor[u]
+            while x < end and docs[x] < high:
+                d = docs[x]
+                if masked and keep[d] == 0:
+                    x += 1
+                    continue
+                _shape(packed, x, weights, np.float32(1.0), row)  # w; g on the dot
+                scale = scales[x]
+                gain = gains[x]
+                j = d - low
+                seen[j] = True
+                for m in range(first, last):
+                    i = group_tokens[m]
+                    dot = np.float32(0.0)
+                    for k in range(dim):
+                        dot += query[i, k] * row[k]
+                    value = (scores[i, c] + gain * dot) * scale
+                    if value > best[j, i]:
+                        best[j, i] = value
+                x += 1
+            cursor[u] = x
+        for j in range(high - low):
+            if not seen[j]:
                 continue
-            _shape(packed, x, weights, gains[x], row)
-            scale = scales[x]
-            for m in range(first, last):
-                i = group_tokens[m]
-                dot = np.float32(0.0)
-                for k in range(dim):
-                    dot += query[i, k] * row[k]
-                value = (scores[i, c] + dot) * scale
-                held = best[i, d]
-                if value > held:
-                    if held == EMPTY:
-                        touched[count] = i * num_docs + d
-                        count += 1
-                    best[i, d] = value
-    return count
-
-
-@njit(nogil=True, cache=True)
-def merge_into(
-    best, touched, count, other, other_touched, other_count
-):  # pragma: no cover
-    """Fold ``other`` (another worker's scratch) into ``best``; empty ``other``."""
-    flat, source = best.reshape(-1), other.reshape(-1)
-    for j in range(other_count):
-        e = other_touched[j]
-        value = source[e]
-        source[e] = EMPTY
-        held = flat[e]
-        if held == EMPTY:
-            touched[count] = e
-            count += 1
-            flat[e] = value
-        elif value > held:
-            flat[e] = value
-    return count
-
-
-@njit(nogil=True, cache=True)
-def collect(best, touched, count, imputed, rows, out):  # pragma: no cover - compiled
-    """Per document reached: sum over query tokens of max(its best found, imputed).
-
-    The imputed score stands for the document's tokens outside the probed
-    centroids, so a found token below it does not lower the estimate.
-
-    Writes the documents to ``rows[:n]`` and their scores to ``out[:n]`` (in
-    the order first reached), empties ``best`` and returns ``n``.
-    """
-    num_docs = best.shape[1]
-    flat = best.reshape(-1)
-    base = np.float32(0.0)
-    for i in range(len(imputed)):
-        base += imputed[i]
-    position = np.full(num_docs, -1, dtype=np.int64)
-    found = 0
-    for j in range(count):
-        e = touched[j]
-        i = e // num_docs
-        d = e - i * num_docs
-        value = flat[e]
-        flat[e] = EMPTY
-        p = position[d]
-        if p < 0:
-            p = found
-            position[d] = found
-            rows[found] = d
-            out[found] = base
+            seen[j] = False
+            total = base
+            for i in range(lq):
+                above = best[j, i] - imputed[i]
+                if above > 0:
+                    total += above
+                best[j, i] = EMPTY
+            rows_out[found] = low + j
+            scores_out[found] = total
             found += 1
-        gain = value - imputed[i]
-        if gain > 0:
-            out[p] += gain
     return found

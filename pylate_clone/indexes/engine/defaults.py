@@ -21,10 +21,10 @@ def default_n_full_scores(
 ) -> int:
     """Candidates re-scored exactly when ``n_full_scores`` is None.
 
-    ``base * sqrt(num_docs / 5000)`` (at least ``8 * k``, at most every
-    document): more documents compete for the same top 10 as the collection
-    grows, and the square root keeps the re-scoring cost growing slower than
-    the collection. ``base`` is the smallest measured setting reaching
+    ``base * sqrt(num_docs / 5000)`` (the cube root for the token stage; at
+    least ``8 * k``, at most every document): more documents compete for the
+    same top 10 as the collection grows, and the root keeps the re-scoring
+    cost growing slower than the collection. ``base`` is the smallest measured setting reaching
     recall@10 >= 0.95 against exact MaxSim on SciFact (>= 0.90 at 2 bits),
     with a margin (docs/index_engine.md, "Search stages"):
 
@@ -39,7 +39,10 @@ def default_n_full_scores(
         base = 256 if token_stage else 640
     else:
         base = 1280
-    scaled = round(base * (max(num_docs, 0) / 5000) ** 0.5)
+    # The token stage's ranking holds up as the collection grows: its 256 at
+    # 5k documents needed ~2x (not ~3.2x) at 52k; the cube root, not the root.
+    power = 1 / 3 if token_stage and nbits is not None and nbits >= 4 else 0.5
+    scaled = round(base * (max(num_docs, 0) / 5000) ** power)
     return int(max(8 * k, min(num_docs, scaled)))
 
 

@@ -30,15 +30,12 @@ Interface contract (used by ``engine.search``; keep it stable):
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 from ...utils.threads import outer_num_threads
 from .compressed import run_tasks
-
-_EMPTY = np.float32(-3.0e38)  # "no token found" in the scratch (kernels use fastmath)
 
 
 @dataclass(frozen=True)
@@ -140,39 +137,6 @@ def _groups(probes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return centroids.astype(np.int64), starts, owner
 
 
-class _Workspaces:
-    """Reusable ``(Lq, N)`` best-score scratches (all empty between uses).
-
-    Allocating and filling one per query would cost more than the stage at
-    tens of thousands of documents; a scratch is taken for one worker of one
-    call and given back emptied, under a lock, so concurrent searches never
-    share one.
-    """
-
-    def __init__(self, keep: int = 8) -> None:
-        self._free: dict[tuple[int, int], list] = {}
-        self._lock = threading.Lock()
-        self._keep = keep
-
-    def take(self, rows: int, num_docs: int) -> tuple[np.ndarray, np.ndarray]:
-        with self._lock:
-            free = self._free.get((rows, num_docs))
-            if free:
-                return free.pop()
-        best = np.full((rows, num_docs), _EMPTY, dtype=np.float32)
-        return best, np.empty(rows * num_docs, dtype=np.int64)
-
-    def give(self, space: tuple[np.ndarray, np.ndarray]) -> None:
-        key = space[0].shape
-        with self._lock:
-            if sum(len(v) for v in self._free.values()) >= self._keep:
-                self._free.clear()
-            self._free.setdefault(key, []).append(space)
-
-
-_spaces = _Workspaces()
-
-
 def token_scores(
     query: np.ndarray,
     query_scores: np.ndarray,
@@ -203,8 +167,8 @@ def token_scores(
         filter with a widened probe decodes about as much as no filter);
         None: every document.
     num_threads
-        Workers (the probed centroids are split between them); None: torch's
-        thread count, at most the cores.
+        Workers (the documents are split between them in contiguous ranges);
+        None: torch's thread count, at most the cores.
 
     Returns
     -------
@@ -212,7 +176,7 @@ def token_scores(
         ``rows`` ``(n,)`` int64, sorted, the documents with at least one token
         in a probed centroid, and their approximate scores ``(n,)`` float32.
     """
-    from ._tokens_jit import collect, merge_into, stage
+    from ._tokens_jit import stage
 
     query = np.ascontiguousarray(query, dtype=np.float32)
     scores = np.ascontiguousarray(query_scores, dtype=np.float32)
@@ -225,46 +189,29 @@ def token_scores(
     if len(mask) not in (0, lists.num_docs):
         raise ValueError(f"keep must be ({lists.num_docs},), got {len(mask)} values.")
     centroids, starts, tokens = _groups(probes)
-    sizes = lists.starts[centroids + 1] - lists.starts[centroids]
+    num_docs = lists.num_docs
     workers = num_threads or min(outer_num_threads(), os.cpu_count() or 1)
-    workers = int(max(1, min(workers, len(centroids))))
-    # Split the probed centroids into contiguous runs of about equal tokens.
-    done = np.cumsum(sizes)
-    total = int(done[-1]) if len(done) else 0
-    cuts = np.searchsorted(done, np.arange(1, workers) * (total / workers), side="left")
-    bounds = np.unique(np.concatenate([[0], cuts + 1, [len(centroids)]])).clip(
-        0, len(centroids)
-    )
-    bounds = np.unique(bounds)
-    n_rows, n_docs = len(query), lists.num_docs
-    spaces = [_spaces.take(n_rows, n_docs) for _ in range(len(bounds) - 1)]
-    counts = [0] * len(spaces)
+    # Contiguous document ranges of equal size: a worker owns its rows, so
+    # nothing is merged afterwards (tokens spread evenly over the rows).
+    workers = int(max(1, min(workers, num_docs // 256)))
+    cuts = [num_docs * w // workers for w in range(workers + 1)]
+    rows = np.empty(num_docs, dtype=np.int64)
+    out = np.empty(num_docs, dtype=np.float32)
+    counts = [0] * workers
 
-    def task(j: int):
+    def task(w: int):
         def run() -> None:
-            best, touched = spaces[j]
-            a, b = int(bounds[j]), int(bounds[j + 1])
-            counts[j] = stage(
-                centroids[a:b], starts[a : b + 1] - starts[a], tokens[starts[a] :],
-                scores, lists.starts, lists.docs, lists.packed, lists.gains,
-                lists.scales, query, weights, mask, best, touched,
+            a, b = cuts[w], cuts[w + 1]
+            counts[w] = stage(
+                centroids, starts, tokens, scores, lists.starts, lists.docs,
+                lists.packed, lists.gains, lists.scales, query, weights, mask,
+                imputed, a, b, rows[a:b], out[a:b],
             )  # fmt: skip
 
         return run
 
-    try:
-        run_tasks([task(j) for j in range(len(spaces))], len(spaces))
-        (best, touched), count = spaces[0], counts[0]
-        for (other, other_touched), other_count in zip(spaces[1:], counts[1:]):
-            count = merge_into(best, touched, count, other, other_touched, other_count)
-        rows = np.empty(n_docs, dtype=np.int64)
-        out = np.empty(n_docs, dtype=np.float32)
-        found = collect(best, touched, count, imputed, rows, out)
-    except BaseException:
-        spaces = []  # a scratch left half-written is dropped, not reused
-        raise
-    finally:
-        for space in spaces:
-            _spaces.give(space)
-    order = np.argsort(rows[:found], kind="stable")
-    return rows[:found][order], out[:found][order]
+    run_tasks([task(w) for w in range(workers)], workers)
+    parts = [slice(cuts[w], cuts[w] + counts[w]) for w in range(workers)]
+    return np.concatenate([rows[p] for p in parts]), np.concatenate(
+        [out[p] for p in parts]
+    )
