@@ -36,6 +36,7 @@ of rows) restricts results to a subset.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -43,10 +44,10 @@ import numpy as np
 import torch
 
 from ...scores.kernels.maxsim import maxsim_flat
-from ...utils.threads import one_torch_thread
+from ...utils.threads import one_torch_thread, outer_num_threads
 from . import ivf
 from .centroid_stage import CentroidTable, maxsim_centroids, maxsim_centroids_torch
-from .compressed import ScoringBook, maxsim_codes, maxsim_codes_torch
+from .compressed import ScoringBook, maxsim_codes, maxsim_codes_torch, run_tasks
 from .defaults import (  # noqa: F401 - the defaults are part of this interface
     default_n_centroid_scores,
     default_n_full_scores,
@@ -214,6 +215,7 @@ def _candidates(
     n_pool: int,
     allowed: Sequence[np.ndarray | None] | None,
     book: ScoringBook | None,
+    threads: int | None = None,
 ) -> dict[int, tuple[np.ndarray, np.ndarray | None]]:
     """One query's candidate rows per segment number, with their approximate scores.
 
@@ -235,7 +237,7 @@ def _candidates(
                 probed = probe_tokens(centroid_scores, n_ivf_probe)
             r, a = token_scores(
                 query, centroid_scores, *probed, segment.token_lists, book.weights,
-                keep=_keep_mask(segment, subset),
+                keep=_keep_mask(segment, subset), num_threads=threads,
             )  # fmt: skip
         else:
             r, a = ivf.probe(
@@ -408,16 +410,52 @@ def search(
             all_scores = torch.mm(stacked, centroids_t.T).numpy()
         bounds = np.cumsum([0] + [len(q) for q in chunk])
         query_scores = [all_scores[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-        pools = [
-            _candidates(query, scores, segments, n_ivf_probe, n_pool, allowed, book)
-            for query, scores in zip(chunk, query_scores)
-        ]
+        pools = _all_candidates(
+            chunk, query_scores, segments, n_ivf_probe, n_pool, allowed, book
+        )
         if n_pool > n_full_scores:
             chosen = _centroid_stage(query_scores, segments, pools, n_full_scores)
         else:
             chosen = [{s: r for s, (r, _) in pool.items()} for pool in pools]
         results.extend(_full_scores(chunk, segments, chosen, k, book, query_scores))
     return results
+
+
+def _all_candidates(
+    queries: Sequence[np.ndarray],
+    query_scores: Sequence[np.ndarray],
+    segments: Sequence[SegmentView],
+    n_ivf_probe: int,
+    n_pool: int,
+    allowed: Sequence[np.ndarray | None] | None,
+    book: ScoringBook | None,
+) -> list[dict[int, tuple[np.ndarray, np.ndarray | None]]]:
+    """:func:`_candidates` of every query of a chunk.
+
+    One query splits its token stage between the cores; several run side by
+    side, one core each (no split to balance, no hand-over per query).
+    """
+    workers = min(outer_num_threads(), os.cpu_count() or 1)
+    if len(queries) < 2 or workers < 2:
+        return [
+            _candidates(q, s, segments, n_ivf_probe, n_pool, allowed, book)
+            for q, s in zip(queries, query_scores)
+        ]
+    pools: list = [None] * len(queries)
+    step = -(-len(queries) // workers)
+
+    def task(first: int):
+        def run() -> None:
+            for j in range(first, min(first + step, len(queries))):
+                pools[j] = _candidates(
+                    queries[j], query_scores[j], segments, n_ivf_probe, n_pool,
+                    allowed, book, threads=1,
+                )  # fmt: skip
+
+        return run
+
+    run_tasks([task(a) for a in range(0, len(queries), step)], workers)
+    return pools
 
 
 def _full_scores(
