@@ -82,14 +82,17 @@ class Voyager(Tunable, SegmentedIndex):
     ef_construction
         HNSW candidate list size while inserting; fixed at creation.
     ef_search
-        HNSW candidate list size while searching (raised to ``k`` if smaller).
+        HNSW candidate list size while searching (raised to ``k`` if smaller,
+        so a deeper ``k_token`` also searches wider).
     show_progress
         Progress bar while adding documents.
     lock_timeout
         Seconds a writer waits for another process's write.
     k_token
         Neighbours per query token the retriever asks for when its own
-        ``k_token`` is left to None (set by :meth:`tune`); None: 100.
+        ``k_token`` is left to None (set by :meth:`tune`). None: sized to the
+        collection by :meth:`scaled_k_token` at each search (100 up to a
+        million live tokens, then growing like a power of their number).
     graph_stride
         The graph holds tokens ``0, s, 2s, ...`` of each document (>= 1; 1:
         every token, as PyLate); fixed at creation.
@@ -276,6 +279,35 @@ class Voyager(Tunable, SegmentedIndex):
 
     # -- search ------------------------------------------------------------------
 
+    def live_tokens(self) -> int:
+        """Stored token vectors of the documents not deleted, over all segments."""
+        self._sync()
+        total = 0
+        for segment in self._segments:
+            total += segment.num_tokens
+            if len(segment.deleted):
+                total -= int(np.diff(segment.offsets)[segment.deleted].sum())
+        return total
+
+    def scaled_k_token(self, base: int = hnsw.DEFAULT_K_TOKEN) -> int:
+        """``k_token`` for this collection when neither caller nor :meth:`tune` set one.
+
+        With more tokens, a query token's ``base`` nearest neighbours fall in
+        fewer of the documents that make the true top ``k``, so the depth
+        grows with the live tokens (``engine.hnsw.k_token_for``).
+
+        Parameters
+        ----------
+        base
+            The depth of a collection of up to ``hnsw.K_TOKEN_TOKENS`` live tokens.
+
+        Returns
+        -------
+        int
+            ``hnsw.k_token_for(self.live_tokens(), base)``.
+        """
+        return hnsw.k_token_for(self.live_tokens(), base)
+
     def _token_hits(
         self, vectors: np.ndarray, k: int, ef: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -379,14 +411,18 @@ class Voyager(Tunable, SegmentedIndex):
     _knob_names = ("ef_search", "k_token")
 
     def _current_setting(self, k: int) -> dict[str, int]:
-        return {"ef_search": self.ef_search, "k_token": self.k_token or 100}
+        return {
+            "ef_search": self.ef_search,
+            "k_token": self.k_token or self.scaled_k_token(),
+        }
 
     def _tune_grid(self, k: int) -> list[dict[str, int]]:
         from .tuning import grid
 
+        depths = (4, 8, 16, 32, 64, 100, self.scaled_k_token())
         return grid(
             ef_search=[16, 32, 64, 128, 256],
-            k_token=sorted({max(k, t) for t in (4, 8, 16, 32, 64, 100)}),
+            k_token=sorted({max(k, t) for t in depths}),
         )
 
     def _search_keys(

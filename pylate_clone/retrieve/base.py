@@ -56,6 +56,9 @@ class BaseRetriever:
     """
 
     default_k_token = 100
+    #: Let a token-level index grow ``default_k_token`` with its collection: in
+    #: a larger one a token's nearest neighbours reach fewer candidate documents.
+    scales_k_token = True
     default_batch_size = 50
     progress_desc = "Retrieving documents"
 
@@ -69,6 +72,22 @@ class BaseRetriever:
                 f"or is_end_to_end_index), got {type(index).__name__}."
             )
         self.index = index
+
+    def _default_k_token(self) -> int:
+        """``k_token`` when the caller leaves it to None.
+
+        The index's own ``k_token`` (set by ``index.tune()``) wins; else an
+        index with ``scaled_k_token`` (Voyager) sizes :attr:`default_k_token`
+        to its collection, when :attr:`scales_k_token`; else
+        :attr:`default_k_token`.
+        """
+        tuned = getattr(self.index, "k_token", None)
+        if tuned:
+            return tuned
+        scaled = getattr(self.index, "scaled_k_token", None)
+        if self.scales_k_token and callable(scaled):
+            return scaled(self.default_k_token)
+        return self.default_k_token
 
     def _show_progress(self) -> bool:
         return bool(getattr(self.index, "show_progress", True))
@@ -99,7 +118,9 @@ class BaseRetriever:
             Documents per query; fewer when the collection (or subset) is smaller.
         k_token
             Token-level indexes: neighbours fetched per query token (raised to
-            ``k`` if smaller). Ignored by end-to-end indexes.
+            ``k`` if smaller). None: the index's tuned ``k_token``, else the
+            depth it sizes to its collection (Voyager's ``scaled_k_token``),
+            else ``default_k_token``. Ignored by end-to-end indexes.
         device
             Token-level indexes: where the exact MaxSim rerank runs (default:
             the queries' device, else CPU).
@@ -134,8 +155,7 @@ class BaseRetriever:
         self._check_subset(subset)
         k = check_k(k)
         if k_token is None:
-            # An index tuned with index.tune() carries its own k_token.
-            k_token = getattr(self.index, "k_token", None) or self.default_k_token
+            k_token = self._default_k_token()
         k_token = check_int("k_token", k_token)
         batch_size = check_int(
             "batch_size", self.default_batch_size if batch_size is None else batch_size

@@ -51,6 +51,8 @@ class XTR(BaseRetriever):
     """
 
     default_k_token = 10_000
+    # Already deep: XTR's default is not grown with the collection.
+    scales_k_token = False
     default_batch_size = 1
     progress_desc = "Retrieving documents (XTR)"
 

@@ -14,6 +14,7 @@ no storage and no Voyager.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,39 @@ import numpy as np
 #: Graph storage names accepted by ``Voyager(graph_storage=...)`` -> the
 #: member of ``voyager.StorageDataType``.
 GRAPH_STORAGES = {"float8": "Float8", "e4m3": "E4M3", "float32": "Float32"}
+
+#: Neighbours per query token (``k_token``) of a collection of up to
+#: ``K_TOKEN_TOKENS`` live tokens when nobody sets one; beyond, the depth grows
+#: like ``live_tokens ** K_TOKEN_POWER`` (:func:`k_token_for`).
+DEFAULT_K_TOKEN = 100
+K_TOKEN_TOKENS = 1_000_000
+K_TOKEN_POWER = 1 / 3
+
+
+def k_token_for(live_tokens: int, base: int = DEFAULT_K_TOKEN) -> int:
+    """Default neighbours per query token for a collection of ``live_tokens``.
+
+    In a larger collection a query token's ``base`` nearest neighbours fall in
+    fewer of the documents that make the true top ``k`` (more tokens crowd
+    around each), so the candidate depth grows with the collection:
+    ``base`` up to ``K_TOKEN_TOKENS`` live tokens, beyond it ``base *
+    (live_tokens / K_TOKEN_TOKENS) ** K_TOKEN_POWER``, rounded up.
+
+    Parameters
+    ----------
+    live_tokens
+        Stored token vectors of the live (not deleted) documents.
+    base
+        The depth of a small collection (``>= 1``).
+
+    Returns
+    -------
+    int
+        The depth, ``>= base``.
+    """
+    growth = max(1.0, live_tokens / K_TOKEN_TOKENS) ** K_TOKEN_POWER
+    # The epsilon keeps an exact product (27M tokens: 300) from rounding up.
+    return math.ceil(base * growth - 1e-9)
 
 
 def sampled_rows(lengths: np.ndarray, first_row: int, stride: int) -> np.ndarray:
