@@ -419,6 +419,14 @@ def export_results(scales: list[int], limit: int | None) -> None:
             )
     if not rows:
         return
+    full = limit is None
+    out = ROOT / "benchmarks" / "results" if full else RESULTS / "charts"
+    # Rows of systems or scales this run did not measure (another scale, or
+    # PyLate's PLAID of an earlier session) stay in the file and the charts.
+    fresh = {(r["system"], r["scale"]) for r in rows}
+    if (out / "index_scale.json").exists():
+        kept = json.loads((out / "index_scale.json").read_text())["rows"]
+        rows = [r for r in kept if (r["system"], r["scale"]) not in fresh] + rows
     loads = [r["load"] for r in rows]
     results = {
         "benchmark": "index_scale",
@@ -429,8 +437,6 @@ def export_results(scales: list[int], limit: int | None) -> None:
         "source": "benchmarks/index_scale.py",
         "rows": rows,
     }
-    full = limit is None
-    out = ROOT / "benchmarks" / "results" if full else RESULTS / "charts"
     print(f"wrote {charts.write_results(results, out / 'index_scale.json')}")
     try:
         import matplotlib  # noqa: F401

@@ -10,7 +10,7 @@ idea), so its approximate score is, per query token, the larger of its best
 token found and that estimate. Summed over query tokens this
 ranks candidates nearly as the full MaxSim does, so far fewer of them need a
 full decode and MaxSim than when they are ranked by centroid codes alone
-(docs/index_engine.md, "Search stages").
+(docs/index_engine.md, "The token stage").
 
 To read a centroid's tokens sequentially, a segment's packed residuals,
 gains and scales are regrouped by centroid in memory when it opens
