@@ -219,3 +219,13 @@ def test_default_depth_grows_with_the_cube_root_for_the_token_stage():
     assert full(5000 * 4, 10, 4) == 1280  # centroid stage: the square root
     assert full(5000, 10, 2, token_stage=True) == full(5000, 10, 2) == 1280
     assert full(100, 10, 4, token_stage=True) == 80  # at least 8 k
+
+
+def test_a_filter_scans_only_subsets_smaller_than_the_rescoring():
+    # unfiltered: exact below 100k tokens, as before
+    assert search.prefer_exact(90_000) and not search.prefer_exact(120_000)
+    # filtered on the token stage: the scan must beat 1.5x the re-scored tokens
+    assert search.prefer_exact(30_000, rescored_tokens=40_000)
+    assert not search.prefer_exact(81_000, rescored_tokens=40_000)
+    assert search.prefer_exact(90_000, rescored_tokens=200_000)  # still capped
+    assert not search.prefer_exact(150_000, rescored_tokens=200_000)

@@ -289,9 +289,17 @@ class PLAID(Tunable, EndToEndIndex):
                 for s, a in zip(self._segments, allowed)
             )
         book = self._scoring_book()
-        if search.prefer_exact(tokens):
-            return search.exact_search(queries, views, k, allowed, book=book)
         probe, full = self._knobs(k)
+        rescored = None
+        if allowed is not None and self._device is None:
+            # The token stage skips filtered-out rows before decoding: the
+            # IVF path costs about an unfiltered query, so scan only subsets
+            # smaller than what it would re-score anyway.
+            total = sum(s.num_tokens for s in self._segments)
+            docs = sum(len(s.offsets) - 1 for s in self._segments)
+            rescored = full * total // max(1, docs)
+        if search.prefer_exact(tokens, rescored):
+            return search.exact_search(queries, views, k, allowed, book=book)
         if allowed is not None:
             # A filter or subset leaves fewer allowed documents in each probed
             # list: probe more lists, as many times more as it is selective.

@@ -25,7 +25,7 @@ stable):
 ``default_n_ivf_probe(num_centroids)``, ``default_n_full_scores(num_docs, k,
         nbits=None, token_stage=False)``, ``default_n_centroid_scores(n_full_scores)``
     Defaults used when the user leaves the knobs to None.
-``prefer_exact(num_tokens)``
+``prefer_exact(num_tokens, rescored_tokens=None)``
     Whether an exact scan of ``num_tokens`` vectors is expected to be cheaper
     than the IVF path (small collections, small subsets).
 
