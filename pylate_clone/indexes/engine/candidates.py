@@ -83,31 +83,25 @@ def _candidates(
         if segment.indptr is None:  # small segment: exact scores directly
             chosen[s] = (live_rows(segment, subset), None)
             continue
+        keep = _keep_mask(segment, subset)
         if segment.token_lists is not None and book is not None:
             if probed is None:
                 probed = probe_tokens(centroid_scores, n_ivf_probe)
+            # the stage skips the rows outside `keep` itself, before decoding
             r, a = token_scores(
                 query, centroid_scores, *probed, segment.token_lists, book.weights,
-                keep=_keep_mask(segment, subset), num_threads=threads,
+                keep=keep, num_threads=threads,
             )  # fmt: skip
         else:
             r, a = ivf.probe(
                 centroid_scores, segment.indptr, segment.docs, segment.num_docs,
                 n_ivf_probe,
             )  # fmt: skip
-        keep = np.ones(len(r), dtype=bool)
-        if segment.live is not None:
-            keep &= segment.live[r]
-        if subset is not None:
-            subset = np.asarray(subset, dtype=np.int64)
-            if len(subset) == 0:
-                keep[:] = False
-            else:
-                position = np.minimum(np.searchsorted(subset, r), len(subset) - 1)
-                keep &= subset[position] == r
-        seg_ids.append(np.full(int(keep.sum()), s, dtype=np.int64))
-        rows.append(r[keep])
-        approx.append(a[keep])
+            if keep is not None:
+                r, a = r[keep[r]], a[keep[r]]
+        seg_ids.append(np.full(len(r), s, dtype=np.int64))
+        rows.append(r)
+        approx.append(a)
     pool_seg = np.concatenate(seg_ids) if seg_ids else np.zeros(0, np.int64)
     pool_rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
     pool_approx = np.concatenate(approx) if approx else np.zeros(0, np.float32)
