@@ -381,7 +381,9 @@ def test_filtered_plaid_ivf_path_keeps_recall(tmp_path, monkeypatch):
     plaid.add_documents(ids, docs, metadata=meta)
     exact = make_index("exact", tmp_path / "e")
     exact.add_documents(ids, docs, metadata=meta)
-    monkeypatch.setattr(engine_search, "prefer_exact", lambda tokens, rescored=None: False)
+    monkeypatch.setattr(
+        engine_search, "prefer_exact", lambda tokens, rescored=None: False
+    )
     queries = [docs[i][:4] for i in range(0, 300, 15)]
     for share in (1, 10, 50):
         filter = {"bucket": {"$lt": share}}

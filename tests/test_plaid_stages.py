@@ -84,9 +84,9 @@ def test_staged_search_keeps_the_top_10_of_rescoring_every_candidate(built):
         np.testing.assert_allclose([v for *_, v in a], [v for *_, v in b], rtol=1e-6)
 
 
-def test_only_n_full_scores_candidates_are_decoded(built, monkeypatch):
-    index, _, _, queries, view = built
-    seen = []
+def count_decoded(monkeypatch) -> list[int]:
+    """Patch ``search.score_rows`` to record each query's re-scored row count."""
+    seen: list[int] = []
     real = search.score_rows
 
     def counting(qs, segment, rows, book=None, query_scores=None):
@@ -94,6 +94,12 @@ def test_only_n_full_scores_candidates_are_decoded(built, monkeypatch):
         return real(qs, segment, rows, book, query_scores)
 
     monkeypatch.setattr(search, "score_rows", counting)
+    return seen
+
+
+def test_only_n_full_scores_candidates_are_decoded(built, monkeypatch):
+    index, _, _, queries, view = built
+    seen = count_decoded(monkeypatch)
     search.search(
         queries, index._centroids, [view], 10, 8, 50, book=index._scoring_book()
     )

@@ -12,6 +12,7 @@ from pylate_clone import indexes
 from pylate_clone.indexes.engine import codec, search, token_stage
 from pylate_clone.indexes.segmented.views import segment_view
 from tests.test_plaid_codes import clustered_docs
+from tests.test_plaid_stages import count_decoded
 
 
 @pytest.fixture(scope="module")
@@ -145,14 +146,7 @@ def test_concurrent_calls_never_share_a_scratch(built):
 def test_search_decodes_only_the_token_stages_best(built, monkeypatch):
     index, _, queries, view = built
     book = index._scoring_book()
-    seen = []
-    real = search.score_rows
-
-    def counting(qs, segment, rows, book=None, query_scores=None):
-        seen.extend(len(r) for r in rows)
-        return real(qs, segment, rows, book, query_scores)
-
-    monkeypatch.setattr(search, "score_rows", counting)
+    seen = count_decoded(monkeypatch)
     hits = search.search(queries, index._centroids, [view], 10, 8, 48, book=book)
     assert seen == [48] * len(queries) and all(len(h) == 10 for h in hits)
 
