@@ -1,4 +1,4 @@
-"""Index benchmark at scale: SciFact (5,183 documents) and 10x SciFact (51,830).
+"""Index benchmark at scale: SciFact (5,183 documents), 10x (51,830) and 30x (155,490).
 
 Systems (each in its own child process, so peak RSS is per system):
 
@@ -14,6 +14,10 @@ Systems (each in its own child process, so peak RSS is per system):
 - ``exact``: ``pylate_clone.indexes.Exact`` (exhaustive MaxSim).
 
 Every system gets the same float32 vectors (``benchmarks/scale_data.py``).
+At 30x (about 24M token vectors, 12 GB as float32) only our systems run, and
+they are built from a stream of 2,000-document batches read from the float16
+memory map (bounded memory: the peak RSS column shows it); use
+``--query-step`` there, since exact MaxSim over every query costs minutes.
 Measured: build s (all documents but 20 in one ``add_documents``), "+20
 docs" s, peak RSS (and the RSS of the loaded vectors alone), bytes per token
 on disk (the whole index folder / tokens), p50 / p95 latency one query per
@@ -66,6 +70,8 @@ SYSTEMS = (
     "exact",
 )
 PYLATE_SYSTEMS = ("pylate-warp", "pylate-plaid", "pylate-voyager")
+#: Scales built from a stream of batches (only our systems accept that).
+STREAMED_SCALES = (30,)
 BATCH = 32
 ROOT = Path(__file__).resolve().parents[1]
 PYLATE_PYTHON = os.environ.get("PYLATE_PYTHON", "/tmp/pylate-1.6/bin/python")
@@ -136,8 +142,10 @@ def _open_system(name: str, folder: Path):
 
 
 def _index_api(index, search):
-    def add(ids, docs):
-        index.add_documents(ids, docs)
+    def add(ids, docs=None):
+        # Without ``docs``, ``ids`` is an iterable of ``(ids, embeddings)``
+        # batches: our indexes' streamed (bounded-memory) write.
+        index.add_documents(ids) if docs is None else index.add_documents(ids, docs)
 
     def remove(ids):
         index.remove_documents(ids)
@@ -155,15 +163,23 @@ def _stage(path: Path | None, stage: str, **figures) -> None:
         path.write_text(json.dumps({"stage": stage, "t": time.time(), **figures}))
 
 
-def timed_build(add, ids: list, docs: list) -> tuple[float, float]:
-    """Seconds to add all documents but the last ``ADD`` in one call, then those."""
+def timed_build(add, ids: list, docs: list | None, scale: int = 1, limit=None):
+    """Seconds to add all documents but the last ``ADD`` in one call, then those.
+
+    With ``docs`` None the documents are streamed in batches from the
+    scale's memory map (``scale_data.document_batches``) instead.
+    """
     n_first = len(ids) - ADD
-    start = time.perf_counter()
-    add(ids[:n_first], docs[:n_first])
-    build_s = time.perf_counter() - start
-    start = time.perf_counter()
-    add(ids[n_first:], docs[n_first:])
-    return build_s, time.perf_counter() - start
+    parts = [(0, n_first), (n_first, len(ids))]
+    seconds = []
+    for a, b in parts:
+        start = time.perf_counter()
+        if docs is None:
+            add(scale_data.document_batches(scale, limit, a, b))
+        else:
+            add(ids[a:b], docs[a:b])
+        seconds.append(time.perf_counter() - start)
+    return seconds[0], seconds[1]
 
 
 def run_system(
@@ -176,18 +192,19 @@ def run_system(
 ) -> dict:
     _stage(stage_file, "loading vectors")
     ids = scale_data.doc_ids(scale, limit)
-    docs = scale_data.documents(scale, limit)
+    streamed = scale in STREAMED_SCALES
+    docs = None if streamed else scale_data.documents(scale, limit)
     all_qs = scale_data.queries()
     # A slow system may run QPS and recall on every ``query_step``-th query
     # only; latency always uses the same every-4th-query sample.
     qs = all_qs[::query_step]
     rss_data = _rss_mb()
-    n_tokens = int(sum(len(d) for d in docs))
+    n_tokens = int(scale_data.collection(scale, limit)[1].sum())
     folder = workdir / name
     add, remove, run = _open_system(name, folder)
 
     _stage(stage_file, "build")
-    build_s, add_s = timed_build(add, ids, docs)
+    build_s, add_s = timed_build(add, ids, docs, scale, limit)
     disk = _folder_bytes(workdir)
     done = {"build_s": build_s, "add20_s": add_s, "bytes_per_token": disk / n_tokens}
     _stage(stage_file, "queries one per call", **done)
@@ -300,9 +317,7 @@ def _run_child(
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _recall(
-    result: dict, exact: np.ndarray, ids: list[str], scale: int, limit: int | None
-) -> float:
+def _recall(result: dict, ids: list[str], scale: int, limit: int | None) -> float:
     """Mean recall@10 against exact MaxSim, counting ties as hits.
 
     The 10x collection holds synthetic documents made of the same token spans
@@ -317,9 +332,10 @@ def _recall(
     queries = scale_data.queries()
     position = {doc_id: j for j, doc_id in enumerate(ids)}
     step = result.get("query_step", 1)
+    exact = scale_data.exact_top10(scale, limit, step)
     recalls = []
     for q, returned, truth in zip(
-        queries[::step], result["results"], exact[::step], strict=False
+        queries[::step], result["results"], exact, strict=False
     ):
         docs = [position[d] for d in returned[:K]] + [int(truth[-1])]
         flat = np.concatenate([tokens[offsets[j] : offsets[j + 1]] for j in docs])
@@ -342,11 +358,10 @@ def load_rows(scale: int, limit: int | None) -> dict[str, dict]:
         if path.exists():
             rows[name] = json.loads(path.read_text())
     if rows:
-        exact = scale_data.exact_top10(scale, limit)
         ids = scale_data.doc_ids(scale, limit)
         for r in rows.values():
             if "results" in r:
-                r["recall"] = _recall(r, exact, ids, scale, limit)
+                r["recall"] = _recall(r, ids, scale, limit)
     return rows
 
 
@@ -547,6 +562,10 @@ def main() -> None:
             for name in args.systems.split(","):
                 if name not in SYSTEMS:
                     raise SystemExit(f"unknown system {name!r}; known: {SYSTEMS}")
+                if scale in STREAMED_SCALES and name in PYLATE_SYSTEMS:
+                    raise SystemExit(
+                        f"{name} does not run at {scale}x (no streamed build)"
+                    )
                 if args.force or not _result_path(name, scale, args.limit).exists():
                     python = (
                         args.pylate_python if name in PYLATE_SYSTEMS else sys.executable

@@ -1,4 +1,4 @@
-"""Data of the scale benchmark: SciFact at 1x and 10x, queries, exact top-10.
+"""Data of the scale benchmark: SciFact at 1x, 10x and 30x, queries, exact top-10.
 
 Imports only numpy and the standard library at module level, so the PyLate
 1.6.0 reference venv (which does not have ``pylate_clone``) can import it.
@@ -7,8 +7,8 @@ Files under ``benchmarks/.cache/`` (made once, then reused):
 
 - ``scifact_docs.flat.npy`` / ``.lengths.npy``: the real SciFact embeddings,
   made by ``benchmarks/index.py`` (never re-encoded here).
-- ``scifact_x10_docs.f16.npy`` / ``.lengths.npy``: 10x SciFact, the real
-  documents first, then synthetic ones. A synthetic document is a span of one
+- ``scifact_x{S}_docs.f16.npy`` / ``.lengths.npy`` (S = 10, 30): S x SciFact,
+  the real documents first, then synthetic ones. A synthetic document is a span of one
   real document followed by a span of another (seeded), so its token
   statistics, length distribution and topical mixing look like real text.
   Stored as float16 (half the disk and page cache); every system gets the
@@ -16,8 +16,9 @@ Files under ``benchmarks/.cache/`` (made once, then reused):
 - ``scale_queries.flat.npy`` / ``.lengths.npy``: the 300 SciFact test
   queries, then pseudo queries: 32-token spans of random real documents plus
   Gaussian noise, renormalised (seeded). The same queries serve both scales.
-- ``scifact_x{S}[_limit{L}]_exact.npy``: exact MaxSim top-10 document numbers
-  of every query (the ground truth of recall@10).
+- ``scifact_x{S}[_limit{L}][_step{N}]_exact.npy``: exact MaxSim top-10
+  document numbers of every query (of every N-th query with a step), the
+  ground truth of recall@10.
 """
 
 from __future__ import annotations
@@ -50,10 +51,16 @@ def real_doc_ids() -> list[str]:
         return [str(json.loads(line)["_id"]) for line in handle if line.strip()]
 
 
-def _make_x10() -> None:
+#: Scales past 1x, made from real SciFact as described above.
+SYNTHETIC_SCALES = (10, 30)
+
+
+def _make_scaled(scale: int) -> None:
+    """Write ``scifact_x{scale}_docs.f16.npy`` (the seeded draws of 10x are
+    the same as before scales were general, so its file does not change)."""
     flat, lengths = _real()
     n_real = len(lengths)
-    n_syn = 9 * n_real
+    n_syn = (scale - 1) * n_real
     offsets = np.zeros(n_real + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     rng = np.random.default_rng(SEED)
@@ -72,7 +79,7 @@ def _make_x10() -> None:
     syn_lengths = span_a + span_b
     all_lengths = np.concatenate([lengths, syn_lengths])
     total = int(all_lengths.sum())
-    tmp = CACHE / "scifact_x10_docs.f16.npy.tmp"
+    tmp = CACHE / f"scifact_x{scale}_docs.f16.npy.tmp"
     out = np.lib.format.open_memmap(
         tmp, mode="w+", dtype=np.float16, shape=(total, flat.shape[1])
     )
@@ -87,8 +94,8 @@ def _make_x10() -> None:
         row += la + lb
     out.flush()
     del out
-    np.save(CACHE / "scifact_x10_docs.lengths.npy", all_lengths)
-    tmp.rename(CACHE / "scifact_x10_docs.f16.npy")
+    np.save(CACHE / f"scifact_x{scale}_docs.lengths.npy", all_lengths)
+    tmp.rename(CACHE / f"scifact_x{scale}_docs.f16.npy")
 
 
 def collection(scale: int, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -98,13 +105,13 @@ def collection(scale: int, limit: int | None = None) -> tuple[np.ndarray, np.nda
     """
     if scale == 1:
         flat, lengths = _real()
-    elif scale == 10:
-        if not (CACHE / "scifact_x10_docs.f16.npy").exists():
-            _make_x10()
-        flat = np.load(CACHE / "scifact_x10_docs.f16.npy", mmap_mode="r")
-        lengths = np.load(CACHE / "scifact_x10_docs.lengths.npy")
+    elif scale in SYNTHETIC_SCALES:
+        if not (CACHE / f"scifact_x{scale}_docs.f16.npy").exists():
+            _make_scaled(scale)
+        flat = np.load(CACHE / f"scifact_x{scale}_docs.f16.npy", mmap_mode="r")
+        lengths = np.load(CACHE / f"scifact_x{scale}_docs.lengths.npy")
     else:
-        raise ValueError(f"scale must be 1 or 10, got {scale}.")
+        raise ValueError(f"scale must be 1, 10 or 30, got {scale}.")
     if limit is not None:
         lengths = lengths[:limit]
         flat = flat[: int(lengths.sum())]
@@ -113,7 +120,8 @@ def collection(scale: int, limit: int | None = None) -> tuple[np.ndarray, np.nda
 
 def doc_ids(scale: int, limit: int | None = None) -> list[str]:
     real = real_doc_ids()
-    ids = real if scale == 1 else real + [f"syn-{i}" for i in range(9 * len(real))]
+    synthetic = [f"syn-{i}" for i in range((scale - 1) * len(real))]
+    ids = real + synthetic
     return ids if limit is None else ids[:limit]
 
 
@@ -122,6 +130,23 @@ def documents(scale: int, limit: int | None = None) -> list[np.ndarray]:
     flat, lengths = collection(scale, limit)
     flat = np.asarray(flat, dtype=np.float32)
     return np.split(flat, np.cumsum(lengths)[:-1])
+
+
+def document_batches(
+    scale: int, limit: int | None = None, start: int = 0, stop: int | None = None,
+    batch_docs: int = 2000,
+):  # fmt: skip
+    """Yield ``(ids, float32 matrices)`` of documents ``[start, stop)``, a batch
+    at a time, read from the memory map: bounded memory at any scale."""
+    flat, lengths = collection(scale, limit)
+    ids = doc_ids(scale, limit)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    stop = len(lengths) if stop is None else stop
+    for a in range(start, stop, batch_docs):
+        b = min(a + batch_docs, stop)
+        block = np.asarray(flat[offsets[a] : offsets[b]], dtype=np.float32)
+        yield ids[a:b], np.split(block, np.cumsum(lengths[a:b])[:-1])
 
 
 def queries() -> list[np.ndarray]:
@@ -149,14 +174,17 @@ def queries() -> list[np.ndarray]:
     return np.split(flat, np.cumsum(lengths)[:-1])
 
 
-def exact_top10(scale: int, limit: int | None = None) -> np.ndarray:
-    """``(Q, 10)`` document numbers of the exact MaxSim top-10, cached.
+def exact_top10(scale: int, limit: int | None = None, step: int = 1) -> np.ndarray:
+    """``(Q / step, 10)`` document numbers of the exact MaxSim top-10 of every
+    ``step``-th query, cached.
 
     True MaxSim (a document's real tokens only), the semantics of
     ``pylate_clone.scores.kernels.maxsim.maxsim_flat``.
     """
     tag = f"scifact_x{scale}" + ("" if limit is None else f"_limit{limit}")
-    path = CACHE / f"{tag}_exact.npy"
+    if step > 1 and (CACHE / f"{tag}_exact.npy").exists():
+        return np.load(CACHE / f"{tag}_exact.npy")[::step]
+    path = CACHE / (f"{tag}_exact.npy" if step == 1 else f"{tag}_step{step}_exact.npy")
     if path.exists():
         return np.load(path)
     from pylate_clone.scores.kernels.maxsim import maxsim_flat
@@ -164,7 +192,7 @@ def exact_top10(scale: int, limit: int | None = None) -> np.ndarray:
     tokens, lengths = collection(scale, limit)
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    qs = queries()
+    qs = queries()[::step]
     scores = maxsim_flat(qs, tokens, offsets)
     top = np.argsort(-scores, axis=1, kind="stable")[:, :10]
     np.save(path, top)

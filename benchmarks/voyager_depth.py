@@ -76,7 +76,6 @@ def sweep(scale: int, folder: Path, pairs: list, p50_step: int) -> None:
     index = indexes.Voyager(index_folder=folder / "voyager", show_progress=False)
     retriever = retrieve.ColBERT(index=index)
     queries = scale_data.queries()
-    exact = scale_data.exact_top10(scale)
     ids = scale_data.doc_ids(scale)
     default_ef = index.ef_search
     print(f"sweep {scale}x, {len(queries)} queries; {_stamp()}", flush=True)
@@ -90,7 +89,7 @@ def sweep(scale: int, folder: Path, pairs: list, p50_step: int) -> None:
         results = []
         for s in range(0, len(queries), index_scale.BATCH):
             results += run(queries[s : s + index_scale.BATCH])
-        recall = index_scale._recall({"results": results}, exact, ids, scale, None)
+        recall = index_scale._recall({"results": results}, ids, scale, None)
         latencies = []
         for q in queries[::p50_step]:
             start = time.perf_counter()
