@@ -72,6 +72,8 @@ docs: $(DOCS_STAMP)
 # Voyager and exact; hours on 2 cores, results cached per system in
 # benchmarks/.cache/scale_results/ (ARGS="--scales 1 --systems exact,plaid").
 # PyLate at 10x: ARGS="--scales 10 --systems pylate-plaid --query-step 4".
+# 30x (~24M vectors, our systems only, streamed build): ARGS="--scales 30
+# --systems plaid --query-step 4".
 # Build PyLate's venv first: ../shared/tools/pylate_reference_venv.sh /tmp/pylate-1.6
 PYLATE_PYTHON ?= /tmp/pylate-1.6/bin/python
 bench-scale: install
