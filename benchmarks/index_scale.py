@@ -81,6 +81,18 @@ ADD, REMOVE = 20, 10
 
 
 def _rss_mb() -> float:
+    """Peak RSS of this process in MB.
+
+    Linux's ``VmHWM`` first: a child's ``ru_maxrss`` starts at its parent's
+    peak (it survives fork and exec), so a child started after the parent
+    wrote the 30x file through a memory map reported the parent's 6 GB.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
