@@ -157,7 +157,10 @@ def _index_api(index, search):
     def add(ids, docs=None):
         # Without ``docs``, ``ids`` is an iterable of ``(ids, embeddings)``
         # batches: our indexes' streamed (bounded-memory) write.
-        index.add_documents(ids) if docs is None else index.add_documents(ids, docs)
+        if docs is None:
+            index.add_documents(ids)
+        else:
+            index.add_documents(ids, docs)
 
     def remove(ids):
         index.remove_documents(ids)

@@ -281,8 +281,9 @@ class PLAID(Tunable, EndToEndIndex):
         self, queries: list[np.ndarray], k: int, allowed: list[np.ndarray] | None
     ) -> list[list[tuple[int, int, float]]]:
         views = [segment_view(s) for s in self._segments]
+        total = sum(s.num_tokens for s in self._segments)
         if allowed is None:
-            tokens = sum(s.num_tokens for s in self._segments)
+            tokens = total
         else:
             tokens = sum(
                 int((s.offsets[a + 1] - s.offsets[a]).sum())
@@ -295,7 +296,6 @@ class PLAID(Tunable, EndToEndIndex):
             # The token stage skips filtered-out rows before decoding: the
             # IVF path costs about an unfiltered query, so scan only subsets
             # smaller than what it would re-score anyway.
-            total = sum(s.num_tokens for s in self._segments)
             docs = sum(len(s.offsets) - 1 for s in self._segments)
             rescored = full * total // max(1, docs)
         if search.prefer_exact(tokens, rescored):

@@ -65,9 +65,8 @@ def prefer_exact(num_tokens: int, rescored_tokens: int | None = None) -> bool:
     IVF path would re-score fully (``n_full_scores`` times the mean document
     length); the scan of the allowed rows then has to stay below 1.5 times
     that, since the token stage skips the rows a filter excludes before
-    decoding them and so costs about what an unfiltered query costs (SciFact
-    1x, 10% of the rows: 81k tokens scanned took 25 ms, the unfiltered query
-    14 ms).
+    decoding them and so costs about what an unfiltered query costs
+    (measured in docs/documents.md, "Filtered search (SciFact 1x, ...)").
     """
     limit = 100_000
     if rescored_tokens is not None:
