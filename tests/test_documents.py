@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pylate_clone import retrieve
+from pylate_clone import indexes, retrieve
 from pylate_clone.indexes.engine import search as engine_search
 from pylate_clone.indexes.storage.documents import DOCUMENTS, keyword_query
 from pylate_clone.indexes.storage.filters import compile_filter
@@ -366,7 +366,8 @@ def test_bad_documents_arguments_name_the_argument(tmp_path):
         index([docs[0]], k=2, filter="lang = 'en'")
 
 
-def test_filtered_plaid_ivf_path_keeps_recall(tmp_path, monkeypatch):
+@pytest.mark.parametrize("device", [None, "cpu"], ids=["token-stage", "torch"])
+def test_filtered_plaid_ivf_path_keeps_recall(tmp_path, monkeypatch, device):
     """Force the IVF path (no exact scan): widened probing keeps recall@10."""
     n = 1500
     rng = np.random.default_rng(0)
@@ -377,7 +378,10 @@ def test_filtered_plaid_ivf_path_keeps_recall(tmp_path, monkeypatch):
         docs.append((m / np.linalg.norm(m, axis=1, keepdims=True)).astype(np.float32))
     ids = list(range(n))
     meta = [{"bucket": i % 100} for i in range(n)]
-    plaid = make_index("plaid", tmp_path / "p", n_full_scores=128, n_ivf_probe=8)
+    plaid = indexes.PLAID(
+        index_folder=tmp_path / "p", device=device, show_progress=False,
+        n_full_scores=128, n_ivf_probe=8,
+    )  # fmt: skip
     plaid.add_documents(ids, docs, metadata=meta)
     exact = make_index("exact", tmp_path / "e")
     exact.add_documents(ids, docs, metadata=meta)
@@ -439,3 +443,63 @@ def test_widened_probe_grows_with_the_selectivity_within_bounds():
     assert widened_probe(8, 0.1, 4096) == 80
     assert widened_probe(8, 0.001, 4096) == 128  # at most 16 times
     assert widened_probe(8, 0.01, 50) == 50  # at most the codebook
+    # The token stage's cube root: 10% -> 2.15x, 0.1% -> 10x, 0.001% capped.
+    assert widened_probe(8, 0.1, 4096, power=1 / 3) == 18
+    assert widened_probe(8, 0.001, 4096, power=1 / 3) == 80
+    assert widened_probe(8, 1e-5, 4096, power=1 / 3) == 128
+
+
+def test_filtered_plaid_widens_its_probe_by_its_search_stage(tmp_path, monkeypatch):
+    """The CPU path (token stage) widens by the cube root, torch by 1 / s."""
+    from pylate_clone.indexes import plaid as plaid_module
+
+    ids, docs, _, meta = corpus(60)
+    seen = []
+    original = plaid_module.widened_probe
+
+    def spy(probe, share, num_centroids, power=1.0):
+        seen.append((share, power))
+        return original(probe, share, num_centroids, power)
+
+    monkeypatch.setattr(plaid_module, "widened_probe", spy)
+    monkeypatch.setattr(
+        engine_search, "prefer_exact", lambda tokens, rescored=None: False
+    )
+    # device None: numba and the token stage; "cpu": the torch path.
+    for device, power in ((None, 1 / 3), ("cpu", 1.0)):
+        index = indexes.PLAID(
+            index_folder=tmp_path / str(device), device=device, show_progress=False
+        )
+        index.add_documents(ids, docs, metadata=meta)
+        seen.clear()
+        index([docs[0]], k=3, filter={"lang": "fr"})
+        share = len(index.filter_ids({"lang": "fr"})) / len(ids)
+        assert seen == [(pytest.approx(share), pytest.approx(power))], device
+
+
+@pytest.mark.parametrize("kind", ["plaid", "exact"])
+def test_a_filter_or_subset_matching_everything_searches_unfiltered(tmp_path, kind):
+    """Every live row allowed: the engine gets no allowed rows (None), same hits."""
+    ids, docs, _, meta = corpus(40)
+    index = make_index(kind, tmp_path)
+    index.add_documents(ids, docs, metadata=meta)
+    index.remove_documents(["d3"])
+    seen = []
+    original = index._search_hits
+
+    def spy(queries, k, allowed):
+        seen.append(allowed)
+        return original(queries, k, allowed)
+
+    index._search_hits = spy
+    plain = index([docs[5]], k=5)
+    everything = index([docs[5]], k=5, filter={"n": {"$gte": 0}})
+    live = [i for i in ids if i != "d3"]
+    subset = index([docs[5]], k=5, subset=live)
+    assert seen == [None, None, None]
+    assert plain == everything == subset
+    # One live row fewer: the rows go to the engine.
+    seen.clear()
+    index([docs[5]], k=5, subset=live[1:])
+    index([docs[5]], k=5, filter={"n": {"$gte": 1}})
+    assert [sum(len(rows) for rows in a) for a in seen] == [38, 38]

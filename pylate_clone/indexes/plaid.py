@@ -302,9 +302,11 @@ class PLAID(Tunable, EndToEndIndex):
             return search.exact_search(queries, views, k, allowed, book=book)
         if allowed is not None:
             # A filter or subset leaves fewer allowed documents in each probed
-            # list: probe more lists, as many times more as it is selective.
+            # list: probe more lists, the more so the more selective it is.
             share = sum(len(a) for a in allowed) / max(1, len(self._ids))
-            probe = widened_probe(probe, share, len(self._centroids))
+            token_stage = self._device is None and self._codec is not None
+            power = search.filter_probe_power(token_stage)
+            probe = widened_probe(probe, share, len(self._centroids), power)
         return search.search(
             queries, self._centroids, views, k, probe, full, allowed, book=book
         )

@@ -56,6 +56,22 @@ def default_n_centroid_scores(n_full_scores: int) -> int:
     return int(2 * n_full_scores)
 
 
+def filter_probe_power(token_stage: bool) -> float:
+    """Exponent ``e`` of a filtered search's probe widening, ``selectivity ** -e``.
+
+    A filter keeping a share ``s`` of the documents leaves about ``s`` times
+    fewer allowed documents in each probed list. When candidates are the
+    documents of the probed lists (centroid codes: the torch path and
+    float16 segments) the probe grows as ``1 / s`` (``e = 1``) to reach as
+    many allowed documents. The token stage (the CPU path) reaches an
+    allowed document through any one of its tokens in the probed lists and
+    imputes the others, so the cube root (``e = 1/3``) keeps its recall
+    while ``1 / s`` made a 10% filter slower than no filter
+    (docs/documents.md, "Filtered search").
+    """
+    return 1 / 3 if token_stage else 1.0
+
+
 def prefer_exact(num_tokens: int, rescored_tokens: int | None = None) -> bool:
     """Whether an exact scan of ``num_tokens`` vectors beats the IVF path.
 

@@ -49,6 +49,7 @@ from .defaults import (
     default_n_centroid_scores,
     default_n_full_scores,
     default_n_ivf_probe,
+    filter_probe_power,
     prefer_exact,
 )
 from .segment_view import SegmentView, live_rows
@@ -59,6 +60,7 @@ __all__ = [
     "default_n_full_scores",
     "default_n_ivf_probe",
     "exact_search",
+    "filter_probe_power",
     "prefer_exact",
     "score_rows",
     "search",

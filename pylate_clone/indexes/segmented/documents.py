@@ -252,14 +252,18 @@ class DocumentsMixin:
         return [{"id": i, "score": float(s)} for s, i in hits[:k]]
 
 
-def widened_probe(probe: int, selectivity: float, num_centroids: int) -> int:
+def widened_probe(
+    probe: int, selectivity: float, num_centroids: int, power: float = 1.0
+) -> int:
     """Centroids to probe when only a fraction ``selectivity`` of documents may match.
 
     The IVF lists of the probed centroids hold about ``selectivity`` times
-    fewer allowed documents, so the probe grows as ``1 / selectivity``
-    (bounded by 16 times the setting and by the codebook).
+    fewer allowed documents, so the probe grows as ``selectivity ** -power``
+    (``power`` 1: as many allowed documents as unfiltered; the engine's
+    ``filter_probe_power`` gives it per search stage), bounded by 16 times
+    the setting and by the codebook.
     """
     if selectivity >= 1:
         return probe
-    factor = min(16.0, 1.0 / max(selectivity, 1e-9))
+    factor = min(16.0, max(selectivity, 1e-9) ** -power)
     return int(min(num_centroids, math.ceil(probe * factor)))

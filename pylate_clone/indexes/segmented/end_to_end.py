@@ -38,7 +38,7 @@ class EndToEndIndex(EndToEndSearch, SegmentedIndex):
                 # the queries are searched together.
                 allowed = self._filter_allowed(filter)
                 hits = (
-                    self._search_hits(queries, k, allowed)
+                    self._search_hits(queries, k, self._unless_everything(allowed))
                     if any(len(a) for a in allowed)
                     else [[] for _ in queries]
                 )
@@ -55,6 +55,21 @@ class EndToEndIndex(EndToEndSearch, SegmentedIndex):
             if not any(len(a) for a in allowed):
                 results.append([])
                 continue
-            hits = self._search_hits([query], k, allowed)[0]
+            hits = self._search_hits([query], k, self._unless_everything(allowed))[0]
             results.append(self._hits_to_results(hits))
         return results
+
+    def _unless_everything(self, allowed: list[np.ndarray]) -> list[np.ndarray] | None:
+        """None when ``allowed`` (sorted live rows per segment) is every live row.
+
+        A filter or subset matching the whole collection is then searched as
+        no filter: the same results, without the per-row checks and the
+        filtered path's choices.
+        """
+        for segment, rows in zip(self._segments, allowed):
+            live = segment.live
+            if len(rows) != (
+                len(segment.ids) if live is None else np.count_nonzero(live)
+            ):
+                return allowed
+        return None
