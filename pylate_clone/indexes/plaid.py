@@ -266,14 +266,19 @@ class PLAID(Tunable, EndToEndIndex):
             self._book = book
         return book
 
+    @property
+    def _token_stage(self) -> bool:
+        """Whether candidates are ranked by the token stage: compressed
+        segments on the numba path (no ``device``)."""
+        return self._device is None and self._codec is not None
+
     def _knobs(self, k: int) -> tuple[int, int]:
         probe = self.n_ivf_probe or search.default_n_ivf_probe(len(self._centroids))
         full = self.n_full_scores or search.default_n_full_scores(
             len(self._ids),
             k,
             None if self._codec is None else self._codec.nbits,
-            # the numba path ranks candidates by the token stage
-            token_stage=self._device is None,
+            token_stage=self._token_stage,
         )
         return probe, full
 
@@ -304,8 +309,7 @@ class PLAID(Tunable, EndToEndIndex):
             # A filter or subset leaves fewer allowed documents in each probed
             # list: probe more lists, the more so the more selective it is.
             share = sum(len(a) for a in allowed) / max(1, len(self._ids))
-            token_stage = self._device is None and self._codec is not None
-            power = search.filter_probe_power(token_stage)
+            power = search.filter_probe_power(self._token_stage)
             probe = widened_probe(probe, share, len(self._centroids), power)
         return search.search(
             queries, self._centroids, views, k, probe, full, allowed, book=book

@@ -44,18 +44,21 @@ class EndToEndIndex(EndToEndSearch, SegmentedIndex):
                 )
             return [self._hits_to_results(h) for h in hits]
         results: list[list[dict[str, Any]]] = []
-        cache: dict[int, list[np.ndarray]] = {}
+        # Per distinct group: whether it allows any row, and the rows to search.
+        cache: dict[int, tuple[bool, list[np.ndarray] | None]] = {}
         for query, group in zip(queries, groups):
-            allowed = cache.get(id(group))
-            if allowed is None:
+            entry = cache.get(id(group))
+            if entry is None:
                 allowed = self._allowed(group)
                 if filter is not None:
                     allowed = self._filter_allowed(filter, allowed)
-                cache[id(group)] = allowed
-            if not any(len(a) for a in allowed):
+                entry = (any(len(a) for a in allowed), self._unless_everything(allowed))
+                cache[id(group)] = entry
+            any_allowed, rows = entry
+            if not any_allowed:
                 results.append([])
                 continue
-            hits = self._search_hits([query], k, self._unless_everything(allowed))[0]
+            hits = self._search_hits([query], k, rows)[0]
             results.append(self._hits_to_results(hits))
         return results
 
